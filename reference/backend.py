@@ -1,0 +1,176 @@
+"""The array backend: one source for NumPy (the reference) and CuPy (the GPU).
+
+Every function in the library is written against the array namespace of its
+inputs, found with :func:`xp_of`, in the style of ``cupy.get_array_module``.
+NumPy is always there; CuPy is optional (``pip install reference[gpu]``).
+
+    xp = xp_of(w, g)          # numpy or cupy, whichever holds the arrays
+    tree = to_device(tree, "gpu")
+    update = fuse(update)     # cupy.fuse on a GPU, the plain function otherwise
+
+Decisions written down here:
+
+* Mixing NumPy and CuPy arrays in one call is an error, never a silent copy.
+* Nothing is upcast silently: :func:`check_float` rejects integer or boolean
+  arrays where floats are needed, and :func:`same_dtype` rejects a float32 /
+  float64 mix, naming the argument in each case.
+* ``fuse`` is applied to the *readable* elementwise update of an optimizer, so
+  the line you read is the kernel that runs on the GPU.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+try:  # CuPy is optional: the whole library works without it.
+    import cupy as _cupy
+except Exception:  # pragma: no cover - depends on the machine
+    _cupy = None
+
+__all__ = [
+    "np", "cupy_available", "gpu_available", "xp_of", "to_device", "to_numpy",
+    "fuse", "is_float", "check_float", "same_dtype", "FLOAT_DTYPES", "float_dtype",
+]
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports (it may still see no GPU)."""
+    return _cupy is not None
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    if _cupy is None:
+        return False
+    try:
+        return _cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # pragma: no cover - depends on the machine
+        return False
+
+
+def _is_cupy(x) -> bool:
+    return _cupy is not None and isinstance(x, _cupy.ndarray)
+
+
+def xp_of(*arrays):
+    """The array module (``numpy`` or ``cupy``) of ``arrays``.
+
+    Python scalars, ``None`` and NumPy scalars are neutral. Dicts, lists and
+    tuples are searched (so a whole params tree can be passed). A mix of NumPy
+    and CuPy arrays raises ``TypeError``.
+    """
+    found = None
+    stack = list(arrays)
+    while stack:
+        a = stack.pop()
+        if isinstance(a, dict):
+            stack.extend(a.values())
+            continue
+        if isinstance(a, (list, tuple)):
+            stack.extend(a)
+            continue
+        a = getattr(a, "value", a)  # an autograd Tensor exposes .value
+        if _is_cupy(a):
+            kind = "cupy"
+        elif isinstance(a, np.ndarray):
+            kind = "numpy"
+        else:
+            continue
+        if found is None:
+            found = kind
+        elif found != kind:
+            raise TypeError("xp_of: got both NumPy and CuPy arrays; move them to one device "
+                            "with reference.backend.to_device(tree, 'gpu' | 'cpu')")
+    return _cupy if found == "cupy" else np
+
+
+def to_device(tree, device: str):
+    """Copy every array of ``tree`` (an array, or a dict/list/tuple of them) to ``device``.
+
+    ``device`` is ``"gpu"`` (needs CuPy) or ``"cpu"``. Non-array leaves are kept.
+    """
+    if device not in ("gpu", "cpu"):
+        raise ValueError(f"to_device: device must be 'gpu' or 'cpu', got {device!r}")
+    if device == "gpu" and _cupy is None:
+        raise RuntimeError("to_device(..., 'gpu') needs CuPy: pip install 'reference[gpu]'")
+
+    def move(a):
+        if device == "gpu" and isinstance(a, np.ndarray):
+            return _cupy.asarray(a)
+        if device == "cpu" and _is_cupy(a):
+            return _cupy.asnumpy(a)
+        return a
+
+    return _map_tree(move, tree)
+
+
+def to_numpy(tree):
+    """``to_device(tree, "cpu")``; a no-op for NumPy trees."""
+    return _map_tree(lambda a: _cupy.asnumpy(a) if _is_cupy(a) else a, tree)
+
+
+def _map_tree(fn, tree):
+    if isinstance(tree, dict):
+        return {k: _map_tree(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_map_tree(fn, v) for v in tree)
+    return fn(tree)
+
+
+def fuse(fn=None, **kwargs):
+    """``cupy.fuse`` where CuPy is installed, else the function unchanged.
+
+    Usable as ``@fuse`` or ``@fuse(kernel_name="adam")``. A fused function
+    called with NumPy arrays falls back to plain NumPy (``cupy.fuse`` does this
+    itself), so the same decorated function serves both backends.
+    """
+    if fn is None:
+        return lambda f: fuse(f, **kwargs)
+    if _cupy is None:
+        return fn
+    return _cupy.fuse(fn, **kwargs)
+
+
+def is_float(x) -> bool:
+    """True for a floating-point array (NumPy or CuPy)."""
+    dt = getattr(x, "dtype", None)
+    return dt is not None and np.dtype(dt).kind == "f"
+
+
+def check_float(name: str, x):
+    """Raise ``TypeError`` naming ``name`` unless ``x`` is a floating-point array."""
+    dt = getattr(x, "dtype", None)
+    if dt is None or np.dtype(dt).kind != "f":
+        raise TypeError(f"{name} must be a floating-point array, got "
+                        f"{type(x).__name__} with dtype {dt}")
+    return x
+
+
+def same_dtype(where: str, **arrays):
+    """Return the one float dtype shared by ``arrays``; raise ``TypeError`` on a mix."""
+    seen = {}
+    for name, a in arrays.items():
+        if a is None:
+            continue
+        check_float(f"{where}: {name}", a)
+        seen[name] = np.dtype(a.dtype)
+    kinds = set(seen.values())
+    if len(kinds) > 1:
+        desc = ", ".join(f"{k}={v}" for k, v in seen.items())
+        raise TypeError(f"{where}: mixed float dtypes ({desc}); cast explicitly, nothing is upcast silently")
+    return kinds.pop() if kinds else None
+
+
+def float_dtype(dtype) -> np.dtype:
+    """Normalise ``dtype`` ("float32", np.float64, ...) and check it is a float dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype!r}") from e
+    if dt.kind != "f":
+        raise TypeError(f"dtype must be a floating-point dtype such as 'float32' or 'float64', got {dt}")
+    return dt

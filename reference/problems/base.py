@@ -1,0 +1,246 @@
+"""What every synthetic problem offers: seeded params, a loss, a rich oracle, batches.
+
+A problem subclass writes down two things, in the library's autograd ops:
+
+* ``param_shapes``: ``{name: shape}`` of its parameters and ``_init(rng)``;
+* ``_loss(params, batch)`` (a scalar Tensor) and, for problems made of
+  examples, ``_per_example_loss(params, batch)`` (shape ``(B,)``), whose mean
+  is the loss.
+
+Everything else is here, once: the :class:`Oracle` (``value_and_grad``,
+``loss``, ``hvp``, ``per_sample_grads``, call counts), batch sampling,
+dtype/device handling and input checks.
+
+Decisions written down here:
+
+* **Data live in float64 NumPy** and are cast to the params' dtype and
+  device when used (cached per dtype/device), so one problem serves
+  float32/float64 and CPU/GPU runs alike. The loss comes back as a 0-d array
+  of the params' dtype on the params' device (no host sync).
+* **Batches** are dicts of arrays with the batch on axis 0 (``{"x": ...,
+  "y": ...}``); ``batch=None`` means the full training set (or, for a
+  function with no data such as Rosenbrock, the function itself).
+  ``sample_batch(rng, size)`` draws ``size`` distinct training examples
+  with a ``numpy.random.Generator``, so a seed fixes the whole run.
+* **Checks**: params with missing/extra keys, wrong shapes or a non-float
+  dtype, and batches with wrong keys or shapes raise errors that name the
+  key and the shapes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import autograd as ag
+from ..backend import xp_of
+from ..tree import check_keys
+
+__all__ = ["Problem", "Oracle"]
+
+
+class Problem:
+    """Base class of the synthetic problems; see the module docstring."""
+
+    name = "problem"
+    #: True for a function of the params alone (Rosenbrock, ...); False for a dataset of examples.
+    deterministic = True
+
+    def __init__(self):
+        self.param_shapes = {}
+        self.data = None       # dict of float64/int arrays with examples on axis 0 (training set)
+        self.test_data = None  # held-out examples, same layout, where the problem has them
+        self._cache = {}
+
+    # ---- to be provided by subclasses ----------------------------------------
+    def _init(self, rng):
+        raise NotImplementedError
+
+    def _loss(self, params, batch):
+        """Scalar loss as a Tensor. By default the mean of the per-example losses."""
+        return ag.mean(self._per_example_loss(params, batch))
+
+    def _per_example_loss(self, params, batch):
+        raise TypeError(f"problem {self.name!r} has no per-example losses (it is a plain function of the params)")
+
+    # ---- public interface -------------------------------------------------------
+    def __repr__(self):
+        return f"<problem {self.name}: params {self.param_shapes}>"
+
+    @property
+    def n_train(self):
+        """Number of training examples (``None`` for a plain function)."""
+        if self.data is None:
+            return None
+        return int(next(iter(self.data.values())).shape[0])
+
+    @property
+    def dim(self) -> int:
+        """Total number of scalar parameters."""
+        return int(sum(int(np.prod(s)) for s in self.param_shapes.values()))
+
+    @property
+    def optimum(self):
+        """The minimiser as a params dict (float64) where it is known, else ``None``."""
+        return None
+
+    @property
+    def optimal_value(self):
+        """The minimum of the (full-batch) loss where it is known, else ``None``."""
+        return None
+
+    def init(self, seed=0, dtype="float64"):
+        """Initial params, reproducible from ``seed`` (an int or a ``numpy.random.Generator``)."""
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        dt = np.dtype(dtype)
+        if dt.kind != "f":
+            raise TypeError(f"{self.name}.init: dtype must be a float dtype, got {dt}")
+        return {k: np.asarray(v, dtype=np.float64).astype(dt) for k, v in self._init(rng).items()}
+
+    def check_params(self, params, where="params"):
+        """Raise a clear error unless ``params`` has this problem's keys, shapes and a float dtype."""
+        check_keys(f"{self.name}: {where}", self.param_shapes, params)
+        dtypes = set()
+        for k, shape in self.param_shapes.items():
+            v = params[k]
+            v = v.value if isinstance(v, ag.Tensor) else v
+            got = tuple(getattr(v, "shape", ()))
+            if got != tuple(shape):
+                raise ValueError(f"{self.name}: {where}[{k!r}] must have shape {tuple(shape)}, got {got}")
+            dt = getattr(v, "dtype", None)
+            if dt is None or np.dtype(dt).kind != "f":
+                raise TypeError(f"{self.name}: {where}[{k!r}] must be a float array, got dtype {dt}")
+            dtypes.add(np.dtype(dt))
+        if len(dtypes) > 1:
+            raise TypeError(f"{self.name}: {where} mixes dtypes {sorted(map(str, dtypes))}")
+
+    def sample_batch(self, rng, size):
+        """``size`` distinct training examples drawn with ``rng`` (``None`` for a plain function)."""
+        if self.data is None:
+            return None
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"{self.name}.sample_batch: rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        n = self.n_train
+        if not (isinstance(size, (int, np.integer)) and 1 <= size <= n):
+            raise ValueError(f"{self.name}.sample_batch: size must be an int in [1, {n}], got {size!r}")
+        idx = rng.choice(n, size=int(size), replace=False)
+        return {k: v[idx] for k, v in self.data.items()}
+
+    def full_batch(self):
+        """The whole training set as one batch (``None`` for a plain function)."""
+        return None if self.data is None else dict(self.data)
+
+    def check_batch(self, batch):
+        """Raise ``ValueError`` unless ``batch`` has the training data's keys and per-example shapes."""
+        if batch is None:
+            return
+        if self.data is None:
+            raise ValueError(f"{self.name}: this problem has no data; pass batch=None")
+        if not isinstance(batch, dict):
+            raise TypeError(f"{self.name}: a batch is a dict of arrays with keys {sorted(self.data)}, got {type(batch).__name__}")
+        check_keys(f"{self.name}: batch", self.data, batch)
+        sizes = set()
+        for k, ref in self.data.items():
+            got = tuple(batch[k].shape)
+            if got[1:] != tuple(ref.shape[1:]) or len(got) != ref.ndim:
+                raise ValueError(f"{self.name}: batch[{k!r}] must have shape (B,) + {tuple(ref.shape[1:])}, got {got}")
+            sizes.add(got[0])
+        if len(sizes) != 1 or 0 in sizes:
+            raise ValueError(f"{self.name}: batch arrays must share one nonzero batch size, got "
+                             f"{ {k: tuple(v.shape) for k, v in batch.items()} }")
+
+    def loss(self, params, batch=None):
+        """The loss at ``params`` on ``batch`` (default: the full training set), a 0-d array."""
+        return self.oracle(batch).loss(params)
+
+    def oracle(self, batch=None):
+        """A rich oracle on ``batch`` (see :class:`Oracle`)."""
+        self.check_batch(batch)
+        return Oracle(self, batch)
+
+    def evaluate(self, params):
+        """Metrics of ``params`` (floats): the full-batch training loss, plus problem-specific ones."""
+        return {"loss": float(self.loss(params))}
+
+    # ---- helpers for subclasses ---------------------------------------------------
+    def _batch_like(self, batch, params):
+        """``batch`` (or the full data) with floats cast to the params' dtype and device."""
+        ref = next(iter(params.values()))
+        ref = ref.value if isinstance(ref, ag.Tensor) else ref
+        xp, dt = xp_of(ref), ref.dtype
+        if batch is None:
+            if self.data is None:
+                return None
+            key = (xp.__name__, str(dt))
+            if key not in self._cache:
+                self._cache[key] = _cast(self.data, xp, dt)
+            return self._cache[key]
+        return _cast(batch, xp, dt)
+
+    def _const(self, array, params):
+        """A float64 constant of the problem cast to the params' dtype and device (cached)."""
+        ref = next(iter(params.values()))
+        ref = ref.value if isinstance(ref, ag.Tensor) else ref
+        xp, dt = xp_of(ref), ref.dtype
+        key = (id(array), xp.__name__, str(dt))
+        if key not in self._cache:
+            self._cache[key] = xp.asarray(array).astype(dt)
+        return self._cache[key]
+
+
+def _cast(data, xp, dt):
+    out = {}
+    for k, v in data.items():
+        v = xp.asarray(v)
+        out[k] = v.astype(dt) if v.dtype.kind == "f" else v
+    return out
+
+
+class Oracle:
+    """Evaluations of a problem's loss on one batch.
+
+    ``oracle(params) -> (loss, grads)`` is the plain oracle every optimizer
+    takes. The rich part, for algorithms that need more:
+
+    * ``value_and_grad(params)``, ``loss(params)``;
+    * ``hvp(params, v)``: Hessian-vector product (forward-over-reverse);
+    * ``per_sample_grads(params)``: a dict with a leading batch axis;
+    * ``calls``: how many of each evaluation were made (``{"grad": 3, ...}``).
+    """
+
+    def __init__(self, problem, batch):
+        self.problem = problem
+        self.batch = batch
+        self.calls = {"loss": 0, "grad": 0, "hvp": 0, "per_sample_grads": 0}
+
+    def _f(self, params):
+        return self.problem._loss(params, self.problem._batch_like(self.batch, params))
+
+    def __call__(self, params):
+        return self.value_and_grad(params)
+
+    def value_and_grad(self, params):
+        self.problem.check_params(params)
+        self.calls["grad"] += 1
+        return ag.value_and_grad(self._f)(params)
+
+    def loss(self, params):
+        self.problem.check_params(params)
+        self.calls["loss"] += 1
+        out = self._f(params)
+        return out.value if isinstance(out, ag.Tensor) else out
+
+    def hvp(self, params, v):
+        self.problem.check_params(params)
+        self.problem.check_params(v, "v")
+        self.calls["hvp"] += 1
+        return ag.hvp(self._f, params, v)
+
+    def per_sample_grads(self, params):
+        self.problem.check_params(params)
+        if self.problem.data is None:
+            raise TypeError(f"problem {self.problem.name!r} has no examples, so no per-sample gradients")
+        self.calls["per_sample_grads"] += 1
+        batch = self.problem._batch_like(self.batch, params)
+        keys = list(batch)
+        return ag.per_example_grads(
+            lambda p, *arrays: self.problem._per_example_loss(p, dict(zip(keys, arrays))))(
+            params, *[batch[k] for k in keys])
