@@ -5,7 +5,9 @@ A problem subclass writes down two things, in the library's autograd ops:
 * ``param_shapes``: ``{name: shape}`` of its parameters and ``_init(rng)``;
 * ``_loss(params, batch)`` (a scalar Tensor) and, for problems made of
   examples, ``_per_example_loss(params, batch)`` (shape ``(B,)``), whose mean
-  is the loss.
+  is the loss: a finite sum ``f = (1/n) sum_i f_i``, where a regulariser
+  (``lam/2 ||w||^2``) is part of every ``f_i``, so per-sample gradients
+  average exactly to the gradient.
 
 Everything else is here, once: the :class:`Oracle` (``value_and_grad``,
 ``loss``, ``hvp``, ``per_sample_grads``, call counts), batch sampling,
@@ -41,8 +43,8 @@ class Problem:
     """Base class of the synthetic problems; see the module docstring."""
 
     name = "problem"
-    #: True for a function of the params alone (Rosenbrock, ...); False for a dataset of examples.
-    deterministic = True
+    #: False where ``init`` ignores the seed (e.g. Rosenbrock's classic fixed start).
+    seeded_init = True
 
     def __init__(self):
         self.param_shapes = {}

@@ -28,6 +28,7 @@ class Rosenbrock(Problem):
             raise ValueError(f"rosenbrock: dim must be >= 2, got {dim}")
         self.dim_, self.a, self.b, self.jitter = int(dim), float(a), float(b), float(jitter)
         self.param_shapes = {"w": (self.dim_,)}
+        self.seeded_init = self.jitter > 0
 
     def _init(self, rng):
         start = np.tile([-1.2, 1.0], self.dim_)[: self.dim_]
