@@ -245,9 +245,13 @@ def _col2im_forward(cols, shape, kh, kw, stride, padding):
     return x[:, :, padding:padding + h, padding:padding + w]
 
 
-_im2col = linear("im2col", _im2col_forward,
-                 lambda g, x, kh, kw, stride, padding, fill: _col2im(g, shape=x.shape, kh=kh, kw=kw,
-                                                                     stride=stride, padding=padding))
+# im2col pads with `fill` (-inf for max pooling), so it is affine: tangents are padded with 0
+_im2col = Primitive(
+    "im2col", _im2col_forward,
+    lambda g, out, x, kh, kw, stride, padding, fill: (_col2im(g, shape=x.shape, kh=kh, kw=kw,
+                                                              stride=stride, padding=padding),),
+    lambda tans, out, x, **kw: _im2col(tans[0], **{**kw, "fill": 0.0}),
+)
 _col2im = linear("col2im", _col2im_forward,
                  lambda g, x, shape, kh, kw, stride, padding: _im2col(g, kh=kh, kw=kw, stride=stride,
                                                                       padding=padding, fill=0.0))
