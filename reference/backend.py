@@ -127,6 +127,12 @@ def fuse(fn=None, **kwargs):
     Usable as ``@fuse`` or ``@fuse(kernel_name="adam")``. A fused function
     called with NumPy arrays falls back to plain NumPy (``cupy.fuse`` does this
     itself), so the same decorated function serves both backends.
+
+    Inside a fused function write the update with arithmetic operators and
+    ``**`` only (``v ** 0.5`` for a square root) and Python-float
+    hyperparameters: that subset means the same thing to NumPy and to
+    CuPy's kernel compiler. Anything else (``maximum``, ``sign``, reductions)
+    goes outside the fused body, on the array module from :func:`xp_of`.
     """
     if fn is None:
         return lambda f: fuse(f, **kwargs)
