@@ -17,8 +17,9 @@ Decisions written down here:
 
 * **Data live in float64 NumPy** and are cast to the params' dtype and
   device when used (cached per dtype/device), so one problem serves
-  float32/float64 and CPU/GPU runs alike. The loss comes back as a 0-d array
-  of the params' dtype on the params' device (no host sync).
+  float32/float64 and CPU/GPU runs alike. The loss comes back as a scalar of
+  the params' dtype on the params' device (a NumPy scalar, or a 0-d CuPy
+  array: no host sync).
 * **Batches** are dicts of arrays with the batch on axis 0 (``{"x": ...,
   "y": ...}``); ``batch=None`` means the full training set (or, for a
   function with no data such as Rosenbrock, the function itself).
@@ -33,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import autograd as ag
+from ..autograd.functional import _nested
 from ..backend import xp_of
 from ..tree import check_keys
 
@@ -228,7 +230,8 @@ class Oracle:
         self.problem.check_params(params)
         self.calls["loss"] += 1
         out = self._f(params)
-        return out.value if isinstance(out, ag.Tensor) else out
+        # inside a transform (ag.grad of a function calling loss) keep the Tensor, so it stays differentiable
+        return out.value if isinstance(out, ag.Tensor) and not _nested() else out
 
     def hvp(self, params, v):
         self.problem.check_params(params)
