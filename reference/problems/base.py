@@ -185,9 +185,10 @@ class Problem:
         ref = ref.value if isinstance(ref, ag.Tensor) else ref
         xp, dt = xp_of(ref), ref.dtype
         key = (id(array), xp.__name__, str(dt))
-        if key not in self._cache:
-            self._cache[key] = xp.asarray(array).astype(dt)
-        return self._cache[key]
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not array:  # keep `array` alive so its id cannot be reused
+            hit = self._cache[key] = (array, xp.asarray(array).astype(dt))
+        return hit[1]
 
 
 def _cast(data, xp, dt):
