@@ -141,7 +141,7 @@ def _cmd_golden(args):
     if args.name not in optim.names():
         raise CLIError(f"unknown optimizer {args.name!r}; valid names: {', '.join(optim.names())}")
     hp = json.loads(args.hparams) if args.hparams else {}
-    out = args.out or f"{args.name}.{args.format}"
+    out = args.out or f"{args.name}.{args.format or 'npz'}"
     path = oracle.golden(args.name, steps=args.steps, out=out, format=args.format, problem=args.problem,
                          seed=args.seed, dtype=args.dtype, hparams=hp)
     print(f"wrote {path}")
@@ -238,7 +238,8 @@ def build_parser():
     p.add_argument("name", help="optimizer name")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--out", help="output path (default NAME.npz / NAME.json)")
-    p.add_argument("--format", choices=["npz", "json"], default="npz")
+    p.add_argument("--format", choices=["npz", "json"], default=None,
+                   help="file format (default: from the --out suffix, else npz)")
     p.add_argument("--problem", default=None, help="problem name (default: the oracle module's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", default="float64")
