@@ -36,17 +36,30 @@ def _value(text):
 
 
 def parse_optimizer(spec):
-    """``"adam:lr=0.01,beta1=0.9"`` -> ``("adam", {"lr": 0.01, "beta1": 0.9})``."""
+    """``"adam:lr=0.01,beta1=0.9"`` -> ``("adam", {"lr": 0.01, "beta1": 0.9})``.
+
+    A wrapper's inner optimizer is named by ``inner=NAME`` and configured with
+    ``inner.KEY=VALUE``: ``clip_grad_norm:max_norm=1,inner=sgd,inner.lr=0.1``.
+    """
     from . import optim
     name, _, rest = spec.partition(":")
     if name not in optim.names():
         raise CLIError(f"unknown optimizer {name!r}; valid names: {', '.join(optim.names())}")
-    hp = {}
+    hp, inner_hp = {}, {}
     for item in filter(None, rest.split(",")):
         key, eq, val = item.partition("=")
         if not eq:
             raise CLIError(f"bad hyperparameter {item!r} in {spec!r}: write key=value")
-        hp[key.strip()] = _value(val.strip())
+        key = key.strip()
+        if key.startswith("inner."):
+            inner_hp[key[len("inner."):]] = _value(val.strip())
+        else:
+            hp[key] = _value(val.strip())
+    if "inner" in hp:
+        inner_name, _ = parse_optimizer(str(hp["inner"]))
+        hp["inner"] = optim.create(inner_name, **inner_hp)
+    elif inner_hp:
+        raise CLIError(f"{spec!r} sets inner.* hyperparameters but names no inner=OPTIMIZER")
     return name, hp
 
 

@@ -90,6 +90,11 @@ def test_parse_optimizer_spec():
         parse_optimizer("adamm")
     with pytest.raises(CLIError, match="key=value"):
         parse_optimizer("adam:lr")
+    name, hp = parse_optimizer("clip_grad_norm:max_norm=2,inner=sgd,inner.lr=0.1,inner.momentum=0.9")
+    assert name == "clip_grad_norm" and hp["max_norm"] == 2
+    assert hp["inner"].name == "sgd" and hp["inner"].hparams["momentum"] == 0.9
+    with pytest.raises(CLIError, match="inner"):
+        parse_optimizer("clip_grad_norm:inner.lr=0.1")
 
 
 def test_cli_list_papers_run_compare(tmp_path, capsys):

@@ -90,8 +90,12 @@ def create(name, **hparams):
     return get_class(name)(**hparams)
 
 
-def check_range(name, value, low=-math.inf, high=math.inf, low_open=False, high_open=False, where=""):
-    """Raise ``ValueError`` unless ``value`` is a real number in the interval; return it as a float."""
+def check_range(name, value, low=-math.inf, high=math.inf, low_open=False, high_open=False, where="",
+                allow_inf=False):
+    """Raise ``ValueError`` unless ``value`` is a real number in the interval; return it as a float.
+
+    Infinite values are rejected unless ``allow_inf`` (an unbounded interval
+    does not make ``inf`` a sensible hyperparameter)."""
     lo = "(" if low_open else "["
     hi = ")" if high_open else "]"
     interval = f"{lo}{low:g}, {high:g}{hi}"
@@ -99,7 +103,8 @@ def check_range(name, value, low=-math.inf, high=math.inf, low_open=False, high_
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{prefix}{name} must be a number in {interval}, got {value!r}")
     v = float(value)
-    bad = (math.isnan(v) or v < low or v > high or (low_open and v == low) or (high_open and v == high))
+    bad = (math.isnan(v) or v < low or v > high or (low_open and v == low) or (high_open and v == high)
+           or (math.isinf(v) and not allow_inf))
     if bad:
         raise ValueError(f"{prefix}{name}={value!r} is out of range: expected {interval}")
     return v
@@ -133,7 +138,9 @@ class Optimizer:
         if unknown:
             raise TypeError(f"{self.name}: unknown hyperparameter(s) {unknown}; "
                             f"valid: {sorted(self.defaults)}")
-        self.hparams = {**self.defaults, **hparams}
+        # NumPy scalars become Python numbers, so they cannot change the params' dtype
+        self.hparams = {k: (v.item() if isinstance(v, (np.floating, np.integer)) else v)
+                        for k, v in {**self.defaults, **hparams}.items()}
         self.check(self.hparams)
 
     def __repr__(self):

@@ -5,7 +5,8 @@ Every problem is a :class:`~reference.problems.base.Problem`: ``init(seed)``,
 ``value_and_grad``, ``loss``, ``hvp``, ``per_sample_grads``),
 ``sample_batch(rng, size)``, and ``optimum`` / ``optimal_value`` where known.
 
-The families live in one module each: ``convex`` (quadratics, least squares,
+Every module of this package is imported (and so registers its problems);
+the families live in one module each: ``convex`` (quadratics, least squares,
 logistic/softmax regression, lasso), ``nonconvex`` (Rosenbrock, Beale,
 Rastrigin, matrix sensing, phase retrieval, scalar and deep linear networks),
 ``networks`` (MLPs on two spirals, blobs, checkerboard, 1-D regression) and
@@ -50,6 +51,15 @@ def get_class(name):
     return _REGISTRY[name]
 
 
-from . import convex, nonconvex, networks, shapes  # noqa: E402,F401  (modules register themselves)
+def _import_all():
+    """Every module of this package registers its problems on import."""
+    import importlib
+    import pkgutil
+    for m in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+        if m != "base" and not m.startswith("_"):
+            importlib.import_module(f"{__name__}.{m}")
+
+
+_import_all()
 
 __all__ = ["create", "names", "register", "get_class", "Problem", "Oracle"]
