@@ -5,8 +5,8 @@ purity, determinism, a bit-identical resume from a saved state, and descent
 on a quadratic and on Rosenbrock.
 
 Optimizers that cannot be built with ``create(name)`` alone (wrappers need an
-``inner`` optimizer) get their required arguments from ``REQUIRED``; a new
-wrapper fails here until it is added to that table.
+``inner`` optimizer) declare their required arguments in a classmethod
+``example_hparams()``; a new wrapper fails here until it does.
 """
 import copy
 import math
@@ -18,24 +18,40 @@ from reference import io, optim, problems
 
 NAMES = optim.names()
 
-#: constructor arguments an optimizer cannot do without (built fresh per test)
-REQUIRED = {
-    "clip_grad_norm": lambda: dict(inner=optim.create("sgd", lr=1e-2)),
-}
+#: An optimizer class states what the tests need to know about it, next to its code:
+#:   example_hparams()  -> constructor arguments it cannot do without (a wrapper's ``inner``)
+#:   descent_hparams    -> {problem: hparams} where its defaults are not meant for the descent test
+#:   negative_ok        -> numeric hyperparameters for which a negative value is legitimate
+#: (e.g. SGD's default lr = 0.01 diverges on Rosenbrock from (-1.2, 1), where ||grad|| is about 230
+#: and the curvature about 1000, so sgd.py sets descent_hparams = {"rosenbrock": {"lr": 1e-3}}.)
 
-#: hyperparameters for the descent test where the defaults are not meant for the problem:
-#: SGD's default lr = 0.01 diverges on Rosenbrock from (-1.2, 1), where ||grad|| is about 230
-#: and the curvature about 1000 (gradient descent needs lr < 2 / L).
-DESCENT_HPARAMS = {
-    ("sgd", "rosenbrock"): dict(lr=1e-3),
-}
 
-#: numeric hyperparameters for which a negative value is legitimate (none so far)
-NEGATIVE_OK = set()
+def REQUIRED_for(name):
+    cls = optim.get_class(name)
+    return dict(cls.example_hparams()) if hasattr(cls, "example_hparams") else {}
+
+
+class _Lookup:
+    """``DESCENT_HPARAMS.get((name, problem), {})`` and ``(name, key) in NEGATIVE_OK`` read the classes."""
+
+    def __init__(self, attr):
+        self.attr = attr
+
+    def get(self, key, default=None):
+        name, problem = key
+        return getattr(optim.get_class(name), self.attr, {}).get(problem, default)
+
+    def __contains__(self, key):
+        name, hp = key
+        return hp in getattr(optim.get_class(name), self.attr, ())
+
+
+DESCENT_HPARAMS = _Lookup("descent_hparams")
+NEGATIVE_OK = _Lookup("negative_ok")
 
 
 def make(name, **hp):
-    return optim.create(name, **{**REQUIRED.get(name, dict)(), **hp})
+    return optim.create(name, **{**REQUIRED_for(name), **hp})
 
 
 def two_key_oracle(bad=None):

@@ -132,6 +132,11 @@ class Optimizer:
     scheduled = ("lr",)
     #: the paper, for the catalog: dict(title=..., authors=..., year=..., arxiv=..., family=...)
     paper = None
+    #: for the contract tests: {problem name: hparams} where the defaults do not suit that problem
+    descent_hparams = {}
+    #: numeric hyperparameters for which a negative value is legitimate
+    negative_ok = ()
+    # a wrapper also defines ``example_hparams()`` (classmethod) returning e.g. dict(inner=create("sgd"))
 
     def __init__(self, **hparams):
         unknown = sorted(set(hparams) - set(self.defaults))

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from .. import tree
 from ..backend import xp_of
-from .base import Optimizer, check_grads, check_range, register
+from .base import create, Optimizer, check_grads, check_range, register
 
 __all__ = ["clip_by_global_norm", "ClipGradNorm"]
 
@@ -90,6 +90,11 @@ class ClipGradNorm(Optimizer):
                  family="optimizer-first-order")
     defaults = dict(inner=None, max_norm=1.0, eps=1e-6)
     scheduled = ()
+
+    @classmethod
+    def example_hparams(cls):
+        """A wrapper needs an inner optimizer (used by the contract tests and demos)."""
+        return dict(inner=create("sgd", lr=1e-2))
 
     def check(self, hp):
         if not isinstance(hp["inner"], Optimizer):

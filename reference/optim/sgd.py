@@ -33,6 +33,8 @@ def _momentum_buffer(b, g, momentum, one_minus_dampening):
 @register("sgd")
 class SGD(Optimizer):
     defaults = dict(lr=1e-2, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0)
+    # the default lr diverges on Rosenbrock from (-1.2, 1): |grad| ~ 230, curvature ~ 1000 > 2 / lr
+    descent_hparams = {"rosenbrock": dict(lr=1e-3)}
 
     def check(self, hp):
         super().check(hp)
