@@ -30,7 +30,9 @@ What is here:
 A paper's schedule (one-cycle, ...) goes in its own module here, subclasses
 :class:`Schedule`, sets ``paper = dict(title=..., authors=..., year=...,
 arxiv=..., family="lr-schedule")`` and is decorated with ``@register(name)``,
-which also adds it to ``reference.catalog``; then it is imported below.
+which also adds it to ``reference.catalog``; every module of the package is
+imported here (no edit needed), and the names in its ``__all__`` are
+re-exported as ``reference.schedules.<name>``.
 """
 from __future__ import annotations
 
@@ -55,6 +57,16 @@ warmup = Warmup
 sequence = Sequence
 scale = Scale
 wsd = WSD
+
+# paper schedules (one module each) register themselves: import every other module of the package
+import importlib as _importlib  # noqa: E402
+import pkgutil as _pkgutil  # noqa: E402
+
+for _m in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
+    if _m not in ("base", "decay", "compose", "wsd") and not _m.startswith("_"):
+        _mod = _importlib.import_module(f"{__name__}.{_m}")
+        for _public in getattr(_mod, "__all__", ()):  # e.g. one_cycle
+            globals()[_public] = getattr(_mod, _public)
 
 __all__ = ["Schedule", "create", "names", "register", "get_class", "from_spec",
            "constant", "step_decay", "multistep", "exponential", "linear_decay", "polynomial", "cosine",
