@@ -335,7 +335,7 @@ def test_registry():
 
 
 def test_register_hook_adds_a_paper_schedule_to_the_catalog(monkeypatch):
-    monkeypatch.setattr(schedules_base, "_REGISTRY", dict(schedules_base._REGISTRY))
+    monkeypatch.setattr(schedules_base.SCHEDULES, "_classes", dict(schedules_base.SCHEDULES._classes))
     monkeypatch.setattr(catalog, "_ENTRIES", dict(catalog._ENTRIES))
     test_paper = dict(title="A test paper on schedules", authors="Nobody", year=2099, arxiv="0000.00000",
                       family="lr-schedule")

@@ -37,13 +37,13 @@ import math
 
 import numpy as np
 
-from .. import catalog
+from ..registry import Registry
 from ..backend import xp_of
 
 __all__ = ["Optimizer", "register", "create", "names", "get_class", "check_range", "check_lr",
            "unchecked", "hparam_value"]
 
-_REGISTRY = {}
+OPTIMIZERS = Registry("optimizer")
 _CHECKS = {"finite": True}
 
 
@@ -60,34 +60,21 @@ def unchecked():
 
 def register(name):
     """Class decorator: ``create(name, **hparams)`` builds it; its ``paper`` goes to the catalog."""
-
-    def deco(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"optimizer {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        paper = getattr(cls, "paper", None)
-        if paper:
-            catalog.register(name=name, module=cls.__module__, kind="implementation", **paper)
-        return cls
-
-    return deco
+    return OPTIMIZERS.register(name)
 
 
 def names():
     """Every registered optimizer, sorted."""
-    return sorted(_REGISTRY)
+    return OPTIMIZERS.names()
 
 
 def get_class(name):
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown optimizer {name!r}; valid names: {', '.join(names())}")
-    return _REGISTRY[name]
+    return OPTIMIZERS.get(name)
 
 
 def create(name, **hparams):
     """``create("adam", lr=1e-3)``: the optimizer ``name`` with the given hyperparameters."""
-    return get_class(name)(**hparams)
+    return OPTIMIZERS.create(name, **hparams)
 
 
 def check_range(name, value, low=-math.inf, high=math.inf, low_open=False, high_open=False, where="",

@@ -14,41 +14,30 @@ Rastrigin, matrix sensing, phase retrieval, scalar and deep linear networks),
 """
 from __future__ import annotations
 
+from ..registry import Registry
 from .base import Oracle, Problem
 
-_REGISTRY = {}
+PROBLEMS = Registry("problem")
 
 
 def register(name):
     """Class decorator: make a problem available as ``create(name, **kw)``."""
-
-    def deco(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"problem {name!r} is registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+    return PROBLEMS.register(name)
 
 
 def names():
     """Every registered problem name, sorted."""
-    return sorted(_REGISTRY)
+    return PROBLEMS.names()
 
 
 def create(name, **kw):
     """Build problem ``name`` with keyword settings (see each problem's docstring)."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown problem {name!r}; valid names: {', '.join(names())}")
-    return _REGISTRY[name](**kw)
+    return PROBLEMS.create(name, **kw)
 
 
 def get_class(name):
     """The class behind ``name`` (to read its docstring or defaults)."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown problem {name!r}; valid names: {', '.join(names())}")
-    return _REGISTRY[name]
+    return PROBLEMS.get(name)
 
 
 def _import_all():

@@ -32,45 +32,32 @@ import math
 
 import numpy as np
 
-from .. import catalog
+from ..registry import Registry
 from ..optim.base import check_range
 
 __all__ = ["Schedule", "register", "names", "create", "get_class", "from_spec", "check_step",
            "check_int", "check_value", "check_choice", "as_schedule", "check_range"]
 
-_REGISTRY = {}
+SCHEDULES = Registry("schedule")
 
 
 def register(name):
     """Class decorator: ``create(name, **kw)`` builds it; its ``paper`` (if any) goes to the catalog."""
-
-    def deco(cls):
-        if name in _REGISTRY:
-            raise ValueError(f"schedule {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        paper = getattr(cls, "paper", None)
-        if paper:
-            catalog.register(name=name, module=cls.__module__, kind="implementation", **paper)
-        return cls
-
-    return deco
+    return SCHEDULES.register(name)
 
 
 def names():
     """Every registered schedule, sorted."""
-    return sorted(_REGISTRY)
+    return SCHEDULES.names()
 
 
 def get_class(name):
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown schedule {name!r}; valid names: {', '.join(names())}")
-    return _REGISTRY[name]
+    return SCHEDULES.get(name)
 
 
 def create(name, **kw):
     """``create("cosine", value=0.1, total_steps=100)``: the schedule ``name`` with these arguments."""
-    return get_class(name)(**kw)
+    return SCHEDULES.create(name, **kw)
 
 
 # ---- checks ------------------------------------------------------------------------
