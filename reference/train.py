@@ -14,8 +14,11 @@ follows the same convention, so a trajectory recorded there is the run here.
 The loss recorded at step ``t`` is the one the optimizer's first oracle call
 returned during that step, i.e. the loss at the params *before* step ``t``
 (methods that call the oracle several times per step, like SAM, do not
-change what is recorded). Losses stay on the device until the end of the
-run (no host sync per step).
+change what is recorded). The optimizer sees the problem's rich oracle
+(``loss``, ``hvp``, ``per_sample_grads`` pass through). An optimizer with a
+``needs_full_gradient(state)`` method (SARAH-type variance reduction) gets the
+full-batch oracle on the steps where it returns True; no batch is drawn then.
+Losses stay on the device until the end of the run (no host sync per step).
 """
 from __future__ import annotations
 
@@ -55,6 +58,23 @@ class History:
         """First step whose recorded loss is <= target (1-based), or None."""
         hit = np.nonzero(self.loss <= target)[0]
         return int(hit[0]) + 1 if hit.size else None
+
+
+class _RecordingOracle:
+    """The oracle, unchanged (``loss``, ``hvp``, ... pass through), remembering the first loss it returned."""
+
+    def __init__(self, oracle):
+        self._oracle = oracle
+        self.first_loss = None
+
+    def __call__(self, params):
+        out = self._oracle(params)
+        if self.first_loss is None:
+            self.first_loss = out[0]
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self._oracle, name)
 
 
 def resolve_problem(problem, **kw):
@@ -106,17 +126,15 @@ def run(problem, optimizer, steps, batch_size=None, seed=0, callbacks=(), progre
     stopped = False
     start = time.perf_counter()
     for k in bar:
-        oracle = full_oracle if batch_size is None else prob.oracle(prob.sample_batch(rng, batch_size))
-        first = []
-
-        def recording_oracle(p, _oracle=oracle, _first=first):
-            out = _oracle(p)
-            if not _first:
-                _first.append(out[0])
-            return out
-
-        w, state = opt.step(w, state, recording_oracle)
-        loss = first[0]
+        if batch_size is None:
+            oracle = full_oracle
+        elif getattr(opt, "needs_full_gradient", None) and opt.needs_full_gradient(state):
+            oracle = full_oracle or prob.oracle()  # variance-reduced methods' snapshot steps (SARAH, ...)
+        else:
+            oracle = prob.oracle(prob.sample_batch(rng, batch_size))
+        recording = _RecordingOracle(oracle)
+        w, state = opt.step(w, state, recording)
+        loss = recording.first_loss
         losses.append(loss)
         if record_path:
             path.append(dict(w))

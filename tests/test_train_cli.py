@@ -38,6 +38,28 @@ def test_run_full_batch_matches_a_hand_loop():
         np.testing.assert_array_equal(h.path[k]["w"], w["w"])
 
 
+def test_the_optimizer_sees_the_rich_oracle_and_full_gradient_requests():
+    seen = []
+
+    class Probe(optim.Optimizer):
+        name = "probe"
+        defaults = dict(lr=0.1)
+
+        def needs_full_gradient(self, state):
+            return state["step"] % 2 == 0
+
+        def update(self, params, grads, state, t, hp):
+            return params, {}
+
+        def step(self, params, state, oracle):
+            seen.append((hasattr(oracle, "hvp"), oracle.batch is None))
+            oracle(params)
+            return params, {"step": state["step"] + 1}
+
+    train.run("blobs", Probe(), 4, batch_size=8, progress=False)
+    assert seen == [(True, True), (True, False), (True, True), (True, False)]
+
+
 def test_callbacks_can_stop_and_evals_are_recorded():
     h = train.run("blobs", "adam", 50, progress=False, eval_every=10,
                   callbacks=[lambda step, p, s, loss: step == 25])
