@@ -24,7 +24,8 @@ __all__ = ["register", "entries", "markdown_table"]
 _ENTRIES = {}
 KINDS = ("implementation", "demonstration")
 #: the subpackages whose modules register catalog entries on import
-_PROVIDERS = ("reference.optim", "reference.schedules", "reference.experiments")
+_PROVIDERS = ("reference.optim", "reference.schedules", "reference.experiments", "reference.peft",
+              "reference.estimators")
 
 
 def register(*, title, name, family, kind, module, authors="", year=None, arxiv="", note=""):
