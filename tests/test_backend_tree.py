@@ -11,14 +11,38 @@ def test_xp_of_numpy_and_neutral_values():
     assert backend.xp_of(1.0) is np
 
 
-def test_fuse_is_identity_without_cupy():
+def test_fuse_keeps_small_calls_plain():
     def f(a, b):
         return a * b + 1
     fused = backend.fuse(f)
     np.testing.assert_array_equal(fused(np.ones(3), np.full(3, 2.0)), np.full(3, 3.0))
-    if not backend.cupy_available():
-        assert fused is f
-        assert backend.fuse(kernel_name="x")(f) is f
+    assert backend.fuse(kernel_name="x")(f)(2.0, 3.0) == 7.0
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_blocked_fuse_is_bit_identical_to_the_plain_call(threads, monkeypatch):
+    monkeypatch.setenv("REFERENCE_THREADS", threads)
+
+    def update(w, g, m, v, lr, b1, b2, eps):
+        m = b1 * m + (1.0 - b1) * g
+        v = b2 * v + (1.0 - b2) * g * g
+        return w - lr * m / (v ** 0.5 + eps), m, v
+
+    rng = np.random.default_rng(0)
+    n = 5 * backend.BLOCK + 123  # several blocks and a ragged last one
+    for dtype in (np.float32, np.float64):
+        args = [rng.standard_normal((n // 7, 7)).astype(dtype) for _ in range(3)] + [
+            np.abs(rng.standard_normal((n // 7, 7))).astype(dtype)]
+        plain = update(*args, 1e-3, 0.9, 0.999, 1e-8)
+        fused = backend.fuse(update)(*args, 1e-3, 0.9, 0.999, 1e-8)
+        for p, f in zip(plain, fused):
+            assert f.dtype == dtype and f.shape == p.shape
+            np.testing.assert_array_equal(f, p)
+    # a 0-d array operand is passed to every block; mismatched shapes fall back to a plain call
+    big = rng.standard_normal(5 * backend.BLOCK)
+    np.testing.assert_array_equal(backend.fuse(lambda a, s: a * s)(big, np.asarray(3.0)), big * 3.0)
+    other = rng.standard_normal((1,))
+    np.testing.assert_array_equal(backend.fuse(lambda a, b: a + b)(big, other), big + other)
 
 
 def test_to_device_cpu_is_a_no_op_and_bad_device_is_named():
