@@ -265,8 +265,11 @@ def jacobian(f, mode="auto"):
     def wrapped(x, *args):
         xv = x.value if isinstance(x, Tensor) else x
         xp = xp_of(xv)
-        out, vjp_fn = vjp(lambda x_: f(x_, *args), (x,))
-        ov = out.value if isinstance(out, Tensor) else out
+        if mode == "fwd":
+            out = f(x, *args)  # only its shape is needed: no reverse trace
+        else:
+            out, vjp_fn = vjp(lambda x_: f(x_, *args), (x,))
+        ov = out.value if isinstance(out, Tensor) else xp.asarray(out)
         m = mode if mode != "auto" else ("fwd" if xv.size < ov.size else "rev")
         rows = []
         if m == "rev":

@@ -11,6 +11,10 @@ Three families make the table short:
 * **elementwise** ops give their partial derivatives ``d out / d input_i`` once
   (:func:`elementwise`); the VJP is ``sum_to(g * partial_i, shape_i)`` (the
   one place where broadcasting is undone) and the JVP is ``sum_i t_i * partial_i``;
+
+A VJP rule may return a cotangent as a zero-argument function (a thunk);
+the reverse sweep calls it only for inputs that need a gradient, so e.g.
+the gradient of a network with respect to its input batch is never formed.
 * **linear** ops (reshape, transpose, sum, indexing, im2col, ...) have the op
   itself as JVP (:func:`linear`) and a transpose as VJP;
 * everything else (matmul, max, where, ...) spells both rules out.
@@ -65,7 +69,9 @@ def elementwise(name, forward, partials):
 
     def vjp(g, out, *inputs):
         ps = partials(out, *inputs)
-        return tuple(None if p is None else sum_to(_times(g, p), x.shape) for p, x in zip(ps, inputs))
+        # each cotangent is a thunk: the sweep evaluates only those of inputs that need one
+        return tuple(None if p is None else (lambda p=p, x=x: sum_to(_times(g, p), x.shape))
+                     for p, x in zip(ps, inputs))
 
     def jvp(tans, out, *inputs):
         ps = partials(out, *inputs)
@@ -132,8 +138,8 @@ def _special(a):
 _where = Primitive(
     "where",
     lambda a, b, cond: _xp(a).where(cond, a, b),
-    lambda g, out, a, b, cond: (sum_to(where(cond, g, 0.0), a.shape),
-                                sum_to(where(cond, 0.0, g), b.shape)),
+    lambda g, out, a, b, cond: (lambda: sum_to(where(cond, g, 0.0), a.shape),
+                                lambda: sum_to(where(cond, 0.0, g), b.shape)),
     lambda tans, out, a, b, cond: broadcast_to(
         where(cond, tans[0] if tans[0] is not None else _zeros(a),
               tans[1] if tans[1] is not None else _zeros(b)), out.shape),
@@ -270,7 +276,7 @@ def _mT(t):
 _matmul = Primitive(
     "matmul",
     lambda a, b: _xp(a).matmul(a, b),
-    lambda g, out, a, b: (sum_to(g @ _mT(b), a.shape), sum_to(_mT(a) @ g, b.shape)),
+    lambda g, out, a, b: (lambda: sum_to(g @ _mT(b), a.shape), lambda: sum_to(_mT(a) @ g, b.shape)),
     lambda tans, out, a, b: _add_tangents([None if tans[0] is None else tans[0] @ b,
                                            None if tans[1] is None else a @ tans[1]], out.shape),
 )
@@ -502,9 +508,14 @@ def clip(x, lo, hi):
 # ---- torch.nn.functional names ------------------------------------------
 
 
+_relu = elementwise("relu", lambda a: _xp(a).maximum(a, 0),
+                    lambda out, a: (Tensor._wrap((a.value > 0).astype(a.value.dtype)),))
+
+
 def relu(x):
+    """``max(x, 0)``; derivative 1 where x > 0 and 0 elsewhere (0 at x = 0, as in PyTorch)."""
     (x,) = lift(x)
-    return where(x.value > 0, x, 0.0)
+    return _relu(x)
 
 
 def gelu(x, approximate="none"):

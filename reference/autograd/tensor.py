@@ -205,6 +205,8 @@ class Primitive:
 
     ``forward(*values, **kw)`` works on xp arrays. ``vjp(g, out, *inputs, **kw)``
     returns one cotangent per input (a Tensor, or ``None`` for zero).
+    A cotangent may also be a zero-argument function, evaluated only when
+    that input needs a gradient.
     ``jvp(tangents, out, *inputs, **kw)`` returns the output tangent given one
     input tangent per input (``None`` where zero). Both rules are written with
     Tensor ops, so they are differentiable themselves.
@@ -312,6 +314,8 @@ def backward(outputs, cotangents, inputs, create_graph: bool = False):
             for p, ct in zip(node.parents, cts):
                 if ct is None or id(p) not in relevant:
                     continue
+                if callable(ct):  # a lazy cotangent: computed only because p needs it
+                    ct = ct()
                 k = id(p)
                 grads[k] = grads[k] + ct if k in grads else ct
     finally:
