@@ -112,8 +112,18 @@ def size(a: Tree) -> int:
 
 
 def nbytes(a: Tree) -> int:
-    """Total bytes held by the tree's arrays (used to measure optimizer-state memory)."""
-    return int(sum(int(v.nbytes) for v in a.values()))
+    """Total bytes held by the tree's arrays (used to measure optimizer-state memory).
+
+    Nested dicts (an optimizer state's slots) are counted recursively; leaves
+    that are not arrays (the integer ``step``, ``None``) count as 0 bytes.
+    """
+    total = 0
+    for v in a.values():
+        if isinstance(v, dict):
+            total += nbytes(v)
+        elif hasattr(v, "nbytes") and hasattr(v, "shape"):
+            total += int(v.nbytes)
+    return total
 
 
 def flatten(a: Tree):

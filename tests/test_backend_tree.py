@@ -80,6 +80,11 @@ def test_tree_arithmetic():
     assert z["w"].dtype == np.float64 and not z["w"].any()
 
 
+def test_nbytes_counts_nested_optimizer_state():
+    state = {"step": 3, "m": {"w": np.ones(4)}, "v": {"w": np.ones(4, np.float32)}, "none": None}
+    assert tree.nbytes(state) == 32 + 16
+
+
 def test_tree_reductions_stay_arrays():
     a = {"w": np.ones(3)}
     assert isinstance(tree.vdot(a, a), np.ndarray) or np.isscalar(tree.vdot(a, a))
