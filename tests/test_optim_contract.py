@@ -75,7 +75,24 @@ def two_key_oracle(bad=None):
             grads[bad[1]] = g
         return np.asarray(loss), grads
 
-    return oracle
+    return _RichQuadratic(oracle, calls)
+
+
+class _RichQuadratic:
+    """The two-key quadratic as a rich oracle: its Hessian is diag(c), and it is one example."""
+
+    def __init__(self, oracle, calls):
+        self._oracle, self.calls = oracle, calls
+
+    def __call__(self, params):
+        return self._oracle(params)
+
+    def hvp(self, params, v):
+        return {k: np.linspace(0.5, 2.0 + i, w.size).reshape(w.shape).astype(w.dtype) * v[k]
+                for i, (k, w) in enumerate(sorted(params.items()))}
+
+    def per_sample_grads(self, params):
+        return {k: g[None] for k, g in self._oracle(params)[1].items()}
 
 
 def two_key_params(dtype="float64", seed=0):
@@ -149,7 +166,9 @@ def test_defaults_construct_and_repr(name):
 def test_non_finite_gradient_raises_naming_parameter_and_step(name, value):
     opt = make(name)
     params = two_key_params()
-    oracle = two_key_oracle(bad=(2, "layer.bias", value))
+    probe = two_key_oracle()  # count the oracle calls of step 1 (wrappers such as SAM make several)
+    opt.step(params, opt.init(params), probe)
+    oracle = two_key_oracle(bad=(probe.calls[0] + 1, "layer.bias", value))
     state = opt.init(params)
     params, state = opt.step(params, state, oracle)
     with pytest.raises(FloatingPointError, match=r"'layer\.bias'.*step 2"):
