@@ -8,10 +8,7 @@
 
 The golden tests do not import torch; the ``peer`` test reruns the peers live.
 """
-import importlib.util
-import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -19,50 +16,12 @@ import pytest
 from reference import optim, problems
 from reference.optim.adamp import project
 from reference.optim.ano import anolog_beta1
+from tests.golden_util import Golden, load_generator, run, trajectory
 
-GOLDEN = pathlib.Path(__file__).with_name("golden") / "adam_family.npz"
+GOLDEN = Golden("adam_family.npz")
+META = GOLDEN.meta
 TOL = 1e-10
-
-
-def load_golden():
-    with np.load(GOLDEN, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-G = load_golden()
-META = json.loads(str(G["meta"]))
-
-
-def golden_problem(key):
-    spec = META["problems"][key]
-    return problems.create(spec["name"], **spec["settings"]), spec["seed"]
-
-
-def golden_optimizer(case):
-    spec = META["cases"][case]
-    return optim.create(spec["optimizer"], **spec["hparams"])
-
-
-def trajectory(opt, params, oracle, steps):
-    """``{key: (steps + 1, ...) array}`` of the params before and after every step."""
-    state = opt.init(params)
-    rows = {k: [v] for k, v in params.items()}
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-        for k, v in params.items():
-            rows[k].append(v)
-    return {k: np.stack(v) for k, v in rows.items()}
-
-
-def max_abs_error(ours, prefix, golden=G):
-    return max(float(np.max(np.abs(ours[k] - golden[f"{prefix}/{k}"]))) for k in ours)
-
-
-def run(opt, params, oracle, steps):
-    state = opt.init(params)
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-    return params, state
+golden_problem, max_abs_error, golden_rows = GOLDEN.problem, GOLDEN.max_abs_error, GOLDEN.rows
 
 
 def quadratic_oracle(H, center=None):
@@ -87,29 +46,14 @@ def rotated_quadratic(seed, dim=10, condition_number=100.0):
 @pytest.mark.parametrize("problem", sorted(META["problems"]))
 def test_golden_problems_have_not_changed(problem):
     """If this fails, the problem (not the optimizer) changed: rerun make_adam_family_golden.py."""
-    prob, seed = golden_problem(problem)
-    params = prob.init(seed)
-    loss, grads = prob.oracle()(params)
-    hint = f"reference.problems {problem!r} changed since the golden file was made; regenerate it"
-    for k in params:
-        np.testing.assert_array_equal(params[k], G[f"problem/{problem}/init/{k}"], err_msg=hint)
-        np.testing.assert_allclose(grads[k], G[f"problem/{problem}/grad0/{k}"], rtol=1e-12, atol=1e-14,
-                                   err_msg=hint)
-    assert float(loss) == pytest.approx(float(G[f"problem/{problem}/loss0"]), rel=1e-12), hint
+    GOLDEN.assert_problem_unchanged(problem)
 
 
 @pytest.mark.parametrize("case", sorted(META["cases"]))
 @pytest.mark.parametrize("problem", sorted(META["problems"]))
 def test_matches_pytorch_optimizer_trajectory(case, problem):
-    prob, seed = golden_problem(problem)
-    ours = trajectory(golden_optimizer(case), prob.init(seed), prob.oracle(), META["steps"])
-    err = max_abs_error(ours, f"traj/{case}/{problem}")
+    err = GOLDEN.trajectory_error(case, problem)
     assert err <= TOL, f"{case} on {problem}: max |ours - peer| = {err:.3g} over {META['steps']} steps"
-
-
-def golden_rows(case, problem):
-    prob, _ = golden_problem(problem)
-    return {k: G[f"traj/{case}/{problem}/{k}"] for k in prob.param_shapes}
 
 
 def test_golden_cases_are_not_vacuous():
@@ -148,14 +92,7 @@ def test_golden_cases_are_not_vacuous():
 def test_live_peers_agree_with_golden_file():
     pytest.importorskip("torch")
     pytest.importorskip("pytorch_optimizer")
-    path = pathlib.Path(__file__).with_name("golden") / "make_adam_family_golden.py"
-    spec = importlib.util.spec_from_file_location("make_adam_family_golden", path)
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    live = gen.compute()
-    for key, value in live.items():
-        if key != "meta":
-            np.testing.assert_allclose(value, G[key], rtol=0, atol=TOL, err_msg=key)
+    GOLDEN.assert_matches_live(load_generator("make_adam_family_golden").compute(), TOL)
 
 
 # ---- AdaBelief (Zhuang et al., NeurIPS 2020) ------------------------------------------

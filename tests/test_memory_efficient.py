@@ -19,10 +19,7 @@
 
 No test imports torch; the ``peer`` test reruns the generator live.
 """
-import importlib.util
-import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -30,41 +27,12 @@ import pytest
 from reference import optim, problems, train, tree
 from reference.optim._projection import project, project_back, svd_basis
 from reference.optim.adafactor import factored_second_moment
+from tests.golden_util import Golden, load_generator, run, trajectory
 
-GOLDEN = pathlib.Path(__file__).with_name("golden") / "memory_efficient.npz"
+GOLDEN = Golden("memory_efficient.npz")
+META = GOLDEN.meta
 TOL = 1e-10
-
-
-def load_golden():
-    with np.load(GOLDEN, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-G = load_golden()
-META = json.loads(str(G["meta"]))
-
-
-def golden_problem(key):
-    spec = META["problems"][key]
-    return problems.create(spec["name"], **spec["settings"]), spec["seed"]
-
-
-def trajectory(opt, params, oracle, steps):
-    """``{key: (steps + 1, ...) array}`` of the params before and after every step."""
-    state = opt.init(params)
-    rows = {k: [v] for k, v in params.items()}
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-        for k, v in params.items():
-            rows[k].append(v)
-    return {k: np.stack(v) for k, v in rows.items()}
-
-
-def run(opt, params, oracle, steps, state=None):
-    state = opt.init(params) if state is None else state
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-    return params, state
+golden_problem = GOLDEN.problem
 
 
 def state_bytes(state, slots):
@@ -88,11 +56,10 @@ def final_losses(problem, make, steps, seeds=(0, 1, 2), batch_size=64):
 def test_trajectory_matches_pytorch_optimizer(case, problem):
     prob, seed = golden_problem(problem)
     init = prob.init(seed)
-    for k in init:   # the problem itself has not changed since the file was written
-        np.testing.assert_array_equal(init[k], G[f"problem/{problem}/init/{k}"])
+    GOLDEN.assert_init_unchanged(problem, init)   # the problem itself has not changed since the file was written
     spec = META["cases"][case]
     ours = trajectory(optim.create(spec["optimizer"], **spec["hparams"]), init, prob.oracle(), META["steps"])
-    err = max(float(np.max(np.abs(ours[k] - G[f"traj/{case}/{problem}/{k}"]))) for k in ours)
+    err = GOLDEN.max_abs_error(ours, f"traj/{case}/{problem}")
     assert err <= TOL, f"{case} on {problem}: max abs error {err:.3g}"
 
 
@@ -100,14 +67,7 @@ def test_trajectory_matches_pytorch_optimizer(case, problem):
 def test_live_peers_agree_with_golden_file():
     pytest.importorskip("torch")
     pytest.importorskip("pytorch_optimizer")
-    path = pathlib.Path(__file__).with_name("golden") / "make_memory_efficient_golden.py"
-    spec = importlib.util.spec_from_file_location("make_memory_efficient_golden", path)
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    live = gen.compute()
-    for key, value in live.items():
-        if key != "meta":
-            np.testing.assert_allclose(value, G[key], rtol=0, atol=TOL, err_msg=key)
+    GOLDEN.assert_matches_live(load_generator("make_memory_efficient_golden").compute(), TOL)
 
 
 # ---- Adafactor ------------------------------------------------------------------------

@@ -11,9 +11,7 @@ of stochastic accelerated gradient descent under interpolation.
 
 No test imports torch.
 """
-import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -22,36 +20,11 @@ from reference import experiments, optim, problems
 from reference.optim.exp_scaled_sgdm import exponential_scale
 from reference.optim.optimistic_amsgrad import base_point, rmpe_weights
 from reference.optim.xgrad import predicted_weights
+from tests.golden_util import Golden, run, trajectory
 
-GOLDEN = pathlib.Path(__file__).with_name("golden") / "misc_first_order.npz"
+GOLDEN = Golden("misc_first_order.npz")
+G, META = GOLDEN.arrays, GOLDEN.meta
 TOL = 1e-12
-
-
-def load_golden():
-    with np.load(GOLDEN, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-G = load_golden()
-META = json.loads(str(G["meta"]))
-
-
-def trajectory(opt, params, oracle, steps):
-    """``{key: (steps + 1, ...) array}`` of the params before and after every step."""
-    state = opt.init(params)
-    rows = {k: [v] for k, v in params.items()}
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-        for k, v in params.items():
-            rows[k].append(v)
-    return {k: np.stack(v) for k, v in rows.items()}
-
-
-def run(opt, params, oracle, steps):
-    state = opt.init(params)
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-    return params, state
 
 
 def losses(opt, prob, steps, seed=0):
@@ -75,11 +48,10 @@ def iterations_to(opt, prob, target, steps, seed=0):
 
 
 def golden_case(case, problem_key):
-    spec, pspec = META["cases"][case], META["problems"][problem_key]
-    prob = problems.create(pspec["name"], **pspec["settings"])
-    params = prob.init(pspec["seed"])
-    for k, v in params.items():   # the problem itself has not changed since the file was made
-        np.testing.assert_array_equal(v, G[f"problem/{problem_key}/init/{k}"])
+    spec = META["cases"][case]
+    prob, seed = GOLDEN.problem(problem_key)
+    params = prob.init(seed)
+    GOLDEN.assert_init_unchanged(problem_key, params)   # the problem itself has not changed since the file was made
     ours = trajectory(optim.create(spec["optimizer"], **spec["hparams"]), params, prob.oracle(), META["steps"])
     return ours, {k: G[f"traj/{case}/{problem_key}/{k}"] for k in ours}
 

@@ -10,10 +10,7 @@
 
 The golden tests do not import torch; the ``peer`` test reruns the generator live.
 """
-import importlib.util
-import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -23,61 +20,13 @@ from reference.optim.adago import newton_schulz
 from reference.optim.ademamix import alpha_schedule, beta3_schedule
 from reference.optim.lookahead import slow_weights
 from reference.optim.tvlars import time_varying_factor
+from tests.golden_util import Golden, assert_trees_equal, load_generator, run, trajectory
 
-GOLDEN = pathlib.Path(__file__).with_name("golden") / "momentum_family.npz"
+GOLDEN = Golden("momentum_family.npz")
+G, META = GOLDEN.arrays, GOLDEN.meta
 TOL = 1e-10
-
-
-def load_golden():
-    with np.load(GOLDEN, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-G = load_golden()
-META = json.loads(str(G["meta"]))
 GOLDEN_RUNS = [(case, pk) for case, spec in META["cases"].items() for pk in spec["problems"]]
-
-
-def golden_problem(key):
-    spec = META["problems"][key]
-    return problems.create(spec["name"], **spec["settings"]), spec["seed"]
-
-
-def golden_optimizer(case):
-    spec = META["cases"][case]
-    hp = dict(spec["hparams"])
-    if "inner" in hp:
-        inner_name, inner_hp = hp["inner"]
-        hp["inner"] = optim.create(inner_name, **inner_hp)
-    return optim.create(spec["optimizer"], **hp)
-
-
-def trajectory(opt, params, oracle, steps):
-    """``{key: (steps + 1, ...) array}`` of the params before and after every step."""
-    state = opt.init(params)
-    rows = {k: [v] for k, v in params.items()}
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-        for k, v in params.items():
-            rows[k].append(v)
-    return {k: np.stack(v) for k, v in rows.items()}
-
-
-def run(opt, params, oracle, steps):
-    state = opt.init(params)
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-    return params, state
-
-
-def max_abs_error(ours, prefix, golden=G):
-    return max(float(np.max(np.abs(ours[k] - golden[f"{prefix}/{k}"]))) for k in ours)
-
-
-def assert_trees_equal(a, b):
-    assert set(a) == set(b)
-    for k in a:
-        assert np.array_equal(a[k], b[k]), k
+golden_problem = GOLDEN.problem
 
 
 # ---- golden trajectories ---------------------------------------------------------------
@@ -85,22 +34,12 @@ def assert_trees_equal(a, b):
 @pytest.mark.parametrize("problem", sorted(META["problems"]))
 def test_golden_problems_have_not_changed(problem):
     """If this fails, the problem (not the optimizer) changed: rerun make_momentum_family_golden.py."""
-    prob, seed = golden_problem(problem)
-    params = prob.init(seed)
-    loss, grads = prob.oracle()(params)
-    hint = f"reference.problems {problem!r} changed since the golden file was made; regenerate it"
-    for k in params:
-        np.testing.assert_array_equal(params[k], G[f"problem/{problem}/init/{k}"], err_msg=hint)
-        np.testing.assert_allclose(grads[k], G[f"problem/{problem}/grad0/{k}"], rtol=1e-12, atol=1e-14,
-                                   err_msg=hint)
-    assert float(loss) == pytest.approx(float(G[f"problem/{problem}/loss0"]), rel=1e-12), hint
+    GOLDEN.assert_problem_unchanged(problem)
 
 
 @pytest.mark.parametrize("case, problem", GOLDEN_RUNS)
 def test_matches_peer_trajectory(case, problem):
-    prob, seed = golden_problem(problem)
-    ours = trajectory(golden_optimizer(case), prob.init(seed), prob.oracle(), META["steps"])
-    err = max_abs_error(ours, f"traj/{case}/{problem}")
+    err = GOLDEN.trajectory_error(case, problem)
     peer = META["cases"][case]["peer"]
     assert err <= TOL, f"{case} on {problem}: max |ours - {peer}| = {err:.3g} over {META['steps']} steps"
 
@@ -138,14 +77,7 @@ def test_live_peers_agree_with_golden_file():
     pytest.importorskip("pytorch_optimizer")
     pytest.importorskip("madgrad")
     pytest.importorskip("sgd_sai")
-    path = pathlib.Path(__file__).with_name("golden") / "make_momentum_family_golden.py"
-    spec = importlib.util.spec_from_file_location("make_momentum_family_golden", path)
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    live = gen.compute()
-    for key, value in live.items():
-        if key != "meta":
-            np.testing.assert_allclose(value, G[key], rtol=0, atol=TOL, err_msg=key)
+    GOLDEN.assert_matches_live(load_generator("make_momentum_family_golden").compute(), TOL)
 
 
 # ---- small fast oracles for the claims ----------------------------------------------------

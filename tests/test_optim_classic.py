@@ -17,10 +17,7 @@
 
 The golden test does not import torch; the ``peer`` test reruns torch live.
 """
-import importlib.util
-import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -28,43 +25,12 @@ import pytest
 from reference import optim, problems, tree
 from reference.optim import common
 from reference.optim.clipping import clip_by_global_norm
+from tests.golden_util import Golden, load_generator, trajectory
 
-GOLDEN = pathlib.Path(__file__).with_name("golden") / "optim_torch.npz"
+GOLDEN = Golden("optim_torch.npz")
+G, META = GOLDEN.arrays, GOLDEN.meta
 TOL = 1e-10
-
-
-def load_golden():
-    with np.load(GOLDEN, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-G = load_golden()
-META = json.loads(str(G["meta"]))
-
-
-def golden_problem(key):
-    spec = META["problems"][key]
-    return problems.create(spec["name"], **spec["settings"]), spec["seed"]
-
-
-def golden_optimizer(case):
-    spec = META["cases"][case]
-    hp = dict(spec["hparams"])
-    if "inner" in hp:
-        inner_name, inner_hp = hp["inner"]
-        hp["inner"] = optim.create(inner_name, **inner_hp)
-    return optim.create(spec["optimizer"], **hp)
-
-
-def trajectory(opt, params, oracle, steps):
-    """``{key: (steps + 1, ...) array}`` of the params before and after every step."""
-    state = opt.init(params)
-    rows = {k: [v] for k, v in params.items()}
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-        for k, v in params.items():
-            rows[k].append(v)
-    return {k: np.stack(v) for k, v in rows.items()}
+golden_problem, golden_optimizer, max_abs_error = GOLDEN.problem, GOLDEN.optimizer, GOLDEN.max_abs_error
 
 
 def golden_keys(problem):
@@ -73,32 +39,18 @@ def golden_keys(problem):
     return [k[len(prefix):] for k in G if k.startswith(prefix)]
 
 
-def max_abs_error(ours, golden_prefix, golden=G):
-    return max(float(np.max(np.abs(ours[k] - golden[f"{golden_prefix}/{k}"]))) for k in ours)
-
-
 # ---- golden trajectories from torch.optim -----------------------------------------
 
 @pytest.mark.parametrize("problem", sorted(META["problems"]))
 def test_golden_problems_have_not_changed(problem):
     """If this fails, the problem (not the optimizer) changed: rerun make_optim_golden.py."""
-    prob, seed = golden_problem(problem)
-    params = prob.init(seed)
-    loss, grads = prob.oracle()(params)
-    hint = f"reference.problems {problem!r} changed since the golden file was made; regenerate it"
-    for k in params:
-        np.testing.assert_array_equal(params[k], G[f"problem/{problem}/init/{k}"], err_msg=hint)
-        np.testing.assert_allclose(grads[k], G[f"problem/{problem}/grad0/{k}"], rtol=1e-12, atol=1e-14,
-                                   err_msg=hint)
-    assert float(loss) == pytest.approx(float(G[f"problem/{problem}/loss0"]), rel=1e-12), hint
+    GOLDEN.assert_problem_unchanged(problem)
 
 
 @pytest.mark.parametrize("case", sorted(META["cases"]))
 @pytest.mark.parametrize("problem", sorted(META["problems"]))
 def test_matches_torch_trajectory(case, problem):
-    prob, seed = golden_problem(problem)
-    ours = trajectory(golden_optimizer(case), prob.init(seed), prob.oracle(), META["steps"])
-    err = max_abs_error(ours, f"traj/{case}/{problem}")
+    err = GOLDEN.trajectory_error(case, problem)
     assert err <= TOL, f"{case} on {problem}: max |ours - torch| = {err:.3g} over {META['steps']} steps"
 
 
@@ -125,15 +77,8 @@ def test_golden_cases_exercise_the_features():
 @pytest.mark.peer
 def test_live_torch_agrees_with_golden_file_and_reference():
     pytest.importorskip("torch")
-    path = pathlib.Path(__file__).with_name("golden") / "make_optim_golden.py"
-    spec = importlib.util.spec_from_file_location("make_optim_golden", path)
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    live = gen.compute()
-    for key, value in live.items():
-        if key == "meta":
-            continue
-        np.testing.assert_allclose(value, G[key], rtol=0, atol=TOL, err_msg=key)
+    live = load_generator("make_optim_golden").compute()
+    GOLDEN.assert_matches_live(live, TOL)
     for case in META["cases"]:
         for problem in META["problems"]:
             prob, seed = golden_problem(problem)

@@ -23,10 +23,7 @@ gradient-regularized Newton with approximate Hessians.
 
 The golden tests do not import torch; the ``peer`` test reruns the peer live.
 """
-import importlib.util
-import json
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -38,51 +35,13 @@ from reference.optim.grad_regularized_newton_approx_hessian import approximate_h
 from reference.optim.m_fac import dense_inverse_fisher_product, inverse_fisher_product, update_coefficients
 from reference.optim.oasis import smoothness_step, truncated
 from reference.optim.saddle_free_newton import krylov_basis
+from tests.golden_util import Golden, load_generator, run, trajectory
 
-GOLDEN = pathlib.Path(__file__).with_name("golden") / "second_order.npz"
+GOLDEN = Golden("second_order.npz")
+G, META = GOLDEN.arrays, GOLDEN.meta
 TOL = 1e-10
 HVP_OPTIMIZERS = ["adahessian", "saddle_free_newton", "oasis", "grad_regularized_newton_approx_hessian"]
-
-
-def load_golden():
-    with np.load(GOLDEN, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-G = load_golden()
-META = json.loads(str(G["meta"]))
-
-
-def golden_problem(key):
-    spec = META["problems"][key]
-    return problems.create(spec["name"], **spec["settings"]), spec["seed"]
-
-
-def golden_optimizer(case, **override):
-    spec = META["cases"][case]
-    return optim.create(spec["optimizer"], **{**spec["hparams"], **override})
-
-
-def trajectory(opt, params, oracle, steps):
-    """``{key: (steps + 1, ...) array}`` of the params before and after every step."""
-    state = opt.init(params)
-    rows = {k: [v] for k, v in params.items()}
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-        for k, v in params.items():
-            rows[k].append(v)
-    return {k: np.stack(v) for k, v in rows.items()}
-
-
-def max_abs_error(ours, prefix):
-    return max(float(np.max(np.abs(ours[k] - G[f"{prefix}/{k}"]))) for k in ours)
-
-
-def run(opt, params, oracle, steps, state=None):
-    state = opt.init(params) if state is None else state
-    for _ in range(steps):
-        params, state = opt.step(params, state, oracle)
-    return params, state
+golden_problem, golden_optimizer, max_abs_error = GOLDEN.problem, GOLDEN.optimizer, GOLDEN.max_abs_error
 
 
 class DiagonalQuadratic:
@@ -142,23 +101,13 @@ def test_plain_oracle_is_a_type_error_naming_hvp(name):
 @pytest.mark.parametrize("problem", sorted(META["problems"]))
 def test_golden_problems_have_not_changed(problem):
     """If this fails, the problem (not the optimizer) changed: rerun make_second_order_golden.py."""
-    prob, seed = golden_problem(problem)
-    params = prob.init(seed)
-    loss, grads = prob.oracle()(params)
-    hint = f"reference.problems {problem!r} changed since the golden file was made; regenerate it"
-    for k in params:
-        np.testing.assert_array_equal(params[k], G[f"problem/{problem}/init/{k}"], err_msg=hint)
-        np.testing.assert_allclose(grads[k], G[f"problem/{problem}/grad0/{k}"], rtol=1e-12, atol=1e-14,
-                                   err_msg=hint)
-    assert float(loss) == pytest.approx(float(G[f"problem/{problem}/loss0"]), rel=1e-12), hint
+    GOLDEN.assert_problem_unchanged(problem)
 
 
 @pytest.mark.parametrize("case", sorted(META["cases"]))
 @pytest.mark.parametrize("problem", sorted(META["problems"]))
 def test_adahessian_matches_pytorch_optimizer_with_the_same_probes(case, problem):
-    prob, seed = golden_problem(problem)
-    ours = trajectory(golden_optimizer(case), prob.init(seed), prob.oracle(), META["steps"])
-    err = max_abs_error(ours, f"traj/{case}/{problem}")
+    err = GOLDEN.trajectory_error(case, problem)
     assert err <= TOL, f"{case} on {problem}: max |ours - peer| = {err:.3g} over {META['steps']} steps"
 
 
@@ -166,7 +115,7 @@ def test_golden_cases_are_not_vacuous():
     """Every case moved the params, and the probes mattered: another probe seed leaves the trajectory."""
     for case in META["cases"]:
         for problem in META["problems"]:
-            rows = {k: G[f"traj/{case}/{problem}/{k}"] for k in golden_problem(problem)[0].param_shapes}
+            rows = GOLDEN.rows(case, problem)
             assert max(float(np.max(np.abs(r[-1] - r[0]))) for r in rows.values()) > 0.1, (case, problem)
             prob, seed = golden_problem(problem)
             other = golden_optimizer(case, seed=META["cases"][case]["hparams"].get("seed", 0) + 1)
@@ -178,14 +127,7 @@ def test_golden_cases_are_not_vacuous():
 def test_live_peer_agrees_with_golden_file():
     pytest.importorskip("torch")
     pytest.importorskip("pytorch_optimizer")
-    path = pathlib.Path(__file__).with_name("golden") / "make_second_order_golden.py"
-    spec = importlib.util.spec_from_file_location("make_second_order_golden", path)
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    live = gen.compute()
-    for key, value in live.items():
-        if key != "meta":
-            np.testing.assert_allclose(value, G[key], rtol=0, atol=TOL, err_msg=key)
+    GOLDEN.assert_matches_live(load_generator("make_second_order_golden").compute(), TOL)
 
 
 # ---- AdaHessian: by hand, invariances ------------------------------------------------------------------
