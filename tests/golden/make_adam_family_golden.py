@@ -41,6 +41,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _peer import fed_trajectory, problem_records  # noqa: E402  (shared by every generator here)
+
 STEPS = 25
 OUT = pathlib.Path(__file__).with_name("adam_family.npz")
 
@@ -131,16 +134,7 @@ def peer_trajectory(torch, case, problem_key, steps=STEPS):
         v0 = optim.create(ours, **hp).init(init)["velocity"]
         for k, p in tparams.items():
             opt.state[p]["v"] = torch.tensor(v0[k].copy(), dtype=torch.float64)
-    rows = {k: [v.copy()] for k, v in init.items()}
-    for _ in range(steps):
-        params = {k: p.detach().numpy().copy() for k, p in tparams.items()}
-        _, grads = oracle(params)
-        for k, p in tparams.items():
-            p.grad = torch.tensor(np.asarray(grads[k]).copy(), dtype=torch.float64)
-        opt.step()
-        for k, p in tparams.items():
-            rows[k].append(p.detach().numpy().copy())
-    return {k: np.stack(v) for k, v in rows.items()}
+    return fed_trajectory(torch, tparams, init, oracle, opt, steps)
 
 
 def compute():
@@ -148,14 +142,7 @@ def compute():
     import torch
 
     out = {}
-    for pk in PROBLEMS:
-        problem, seed = make_problem(pk)
-        init = problem.init(seed)
-        loss, grads = problem.oracle()(init)
-        out[f"problem/{pk}/loss0"] = np.asarray(loss, dtype=np.float64)
-        for k in init:
-            out[f"problem/{pk}/init/{k}"] = init[k]
-            out[f"problem/{pk}/grad0/{k}"] = np.asarray(grads[k])
+    out.update(problem_records(PROBLEMS, make_problem))
     for case in CASES:
         for pk in PROBLEMS:
             for k, rows in peer_trajectory(torch, case, pk).items():

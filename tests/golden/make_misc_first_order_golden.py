@@ -32,6 +32,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _peer import fed_trajectory, problem_records  # noqa: E402  (shared by every generator here)
+
 STEPS = 25
 OUT = pathlib.Path(__file__).with_name("misc_first_order.npz")
 
@@ -86,16 +89,7 @@ def peer_trajectory(torch, case, problem_key, steps=STEPS):
     init = problem.init(seed)
     tparams = {k: torch.tensor(v.copy(), dtype=torch.float64, requires_grad=True) for k, v in init.items()}
     opt = official_class(env, cls_name)(list(tparams.values()), **kw)
-    rows = {k: [v.copy()] for k, v in init.items()}
-    for _ in range(steps):
-        params = {k: p.detach().numpy().copy() for k, p in tparams.items()}
-        _, grads = oracle(params)
-        for k, p in tparams.items():
-            p.grad = torch.tensor(np.asarray(grads[k]).copy(), dtype=torch.float64)
-        opt.step()
-        for k, p in tparams.items():
-            rows[k].append(p.detach().numpy().copy())
-    return {k: np.stack(v) for k, v in rows.items()}
+    return fed_trajectory(torch, tparams, init, oracle, opt, steps)
 
 
 def compute():

@@ -37,6 +37,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _peer import fed_trajectory, problem_records  # noqa: E402  (shared by every generator here)
+
 STEPS = 30
 OUT = pathlib.Path(__file__).with_name("optim_torch.npz")
 
@@ -130,18 +133,8 @@ def torch_trajectory(torch, case, problem_key, steps=STEPS):
         clip = hp["max_norm"]
         name, hp = hp["inner"]
     opt = torch_optimizer(torch, list(tparams.values()), name, hp)
-    rows = {k: [v.copy()] for k, v in init.items()}
-    for _ in range(steps):
-        params = {k: p.detach().numpy().copy() for k, p in tparams.items()}
-        _, grads = oracle(params)
-        for k, p in tparams.items():
-            p.grad = torch.tensor(np.asarray(grads[k]).copy(), dtype=torch.float64)
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(list(tparams.values()), clip)
-        opt.step()
-        for k, p in tparams.items():
-            rows[k].append(p.detach().numpy().copy())
-    return {k: np.stack(v) for k, v in rows.items()}
+    before = None if clip is None else (lambda: torch.nn.utils.clip_grad_norm_(list(tparams.values()), clip))
+    return fed_trajectory(torch, tparams, init, oracle, opt, steps, before_step=before)
 
 
 def clip_inputs(i):
@@ -156,14 +149,7 @@ def compute():
     import torch
 
     out = {}
-    for pk in PROBLEMS:
-        problem, seed = make_problem(pk)
-        init = problem.init(seed)
-        loss, grads = problem.oracle()(init)
-        out[f"problem/{pk}/loss0"] = np.asarray(loss, dtype=np.float64)
-        for k in init:
-            out[f"problem/{pk}/init/{k}"] = init[k]
-            out[f"problem/{pk}/grad0/{k}"] = np.asarray(grads[k])
+    out.update(problem_records(PROBLEMS, make_problem))
     for case in CASES:
         for pk in PROBLEMS:
             for k, rows in torch_trajectory(torch, case, pk).items():

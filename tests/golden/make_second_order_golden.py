@@ -44,6 +44,9 @@ import sys
 
 import numpy as np
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from _peer import fed_trajectory, problem_records  # noqa: E402  (shared by every generator here)
+
 STEPS = 25
 OUT = pathlib.Path(__file__).with_name("second_order.npz")
 
@@ -159,14 +162,7 @@ def compute():
     import torch
 
     out = {}
-    for pk in PROBLEMS:
-        problem, seed = make_problem(pk)
-        init = problem.init(seed)
-        loss, grads = problem.oracle()(init)
-        out[f"problem/{pk}/loss0"] = np.asarray(loss, dtype=np.float64)
-        for k in init:
-            out[f"problem/{pk}/init/{k}"] = init[k]
-            out[f"problem/{pk}/grad0/{k}"] = np.asarray(grads[k])
+    out.update(problem_records(PROBLEMS, make_problem))
     for case in CASES:
         for pk in PROBLEMS:
             for k, rows in peer_trajectory(torch, case, pk).items():
