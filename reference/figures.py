@@ -47,6 +47,18 @@ The galleries
   since SGD's own default has no momentum. A method still on the initial
   plateau at the end of the tuning budget is named in the figure: its lr was
   chosen among nearly equal losses.
+
+Sharpness and curvature (lesson 5; fixed settings, nothing tuned)
+-----------------------------------------------------------------
+* ``edge_of_stability.png``: the sharpness (Lanczos, every 10 steps) and the
+  loss of full-batch GD at lr 0.2, 0.3, 0.4 on the 2-16-16-1 tanh MLP of
+  ``experiments._eos``, with the thresholds ``2 / lr``.
+* ``hessian_spectrum.png``: the dense Hessian and Gauss-Newton spectra of a
+  2-8-8-1 tanh MLP at initialisation and after 1500 GD steps.
+* ``sam_valley.png``: SGD with momentum and SAM, ASAM, GAM around it on the
+  scalar network's valley of minima ``ab = 1``.
+* ``saddle_free_newton.png``: GD, Newton and saddle-free Newton next to the
+  saddle of ``5x^2 - y^2 + y^4 / 4``.
 """
 from __future__ import annotations
 
@@ -454,6 +466,124 @@ def spirals_loss(path, log=None):
     plt.close(fig)
 
 
+# ---- sharpness and curvature (lesson 5) ----------------------------------------
+def _run_path(opt, params, oracle, steps):
+    state, path = opt.init(params), [params]
+    for _ in range(steps):
+        params, state = opt.step(params, state, oracle)
+        path.append(params)
+    return params, path
+
+
+def edge_of_stability(path, log=None):
+    """Sharpness and loss of full-batch GD on the 2-16-16-1 tanh MLP of ``experiments._eos`` at three steps."""
+    import matplotlib.pyplot as plt
+    from .experiments import _eos
+    task = _eos.MLPTask()
+    runs = {lr: _eos.train(task, optim.create("sgd", lr=lr), task.init(0), 1500, every=10) for lr in (0.2, 0.3, 0.4)}
+    if log:
+        for lr, r in runs.items():
+            s = _eos.eos_summary(r, 2 / lr)
+            log(f"  lr {lr}: reach step {s['reach_step']}, plateau median {s['plateau_median']:.3f} x 2/lr")
+    with plot.style():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
+        for i, (lr, r) in enumerate(runs.items()):
+            a.plot(r["sharp_steps"], r["sharpness"], color=f"C{i}", label=f"lr {lr}")
+            a.axhline(2 / lr, color=f"C{i}", ls="--", lw=1)
+            b.plot(r["loss"], color=f"C{i}", label=f"lr {lr}")
+        a.set(xlabel="step", ylabel="sharpness lambda_max (dashed: 2 / lr)",
+              title="Full-batch GD: progressive sharpening, then the edge")
+        b.set(xlabel="step", ylabel="training loss", yscale="log", title="2-16-16-1 tanh MLP, squared loss")
+        a.legend()
+        plot.save(fig, path)
+    plt.close(fig)
+
+
+def hessian_spectrum(path, log=None):
+    """The dense Hessian spectrum of a 2-8-8-1 tanh MLP at initialisation and after GD; Gauss-Newton's beside it."""
+    import matplotlib.pyplot as plt
+    from . import autograd as ag
+    from . import curvature, tree
+    from .experiments import _eos
+    task = _eos.MLPTask(hidden=(8, 8), out_scale=1.0)
+    w0 = task.init(0)
+    w1, _ = _run_path(optim.create("sgd", lr=0.2), w0, task, 1500)
+
+    def output_loss(z, y):
+        r = z - y
+        return 0.5 * ag.mean(r * r)
+
+    def gn_eigs(w):
+        flat, spec = tree.flatten(w)
+        cols = [tree.flatten(curvature.gnvp(task.apply, output_loss, w, task.x, task.y, tree.unflatten(e, spec)))[0]
+                for e in np.eye(flat.size)]
+        return np.linalg.eigvalsh(np.stack(cols, axis=1))
+
+    spectra = {"init": (curvature.spectrum(task.loss_fn, w0), gn_eigs(w0)),
+               "after 1500 GD steps (lr 0.2)": (curvature.spectrum(task.loss_fn, w1), gn_eigs(w1))}
+    with plot.style():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+        for ax, (name, (h, g)) in zip(axes, spectra.items()):
+            bins = np.linspace(min(h.min(), g.min()), max(h.max(), g.max()), 50)
+            ax.hist(h, bins=bins, alpha=0.6, label="Hessian")
+            ax.hist(g, bins=bins, alpha=0.6, label="Gauss-Newton")
+            ax.set(yscale="log", xlabel="eigenvalue", ylabel="count")
+            ax.set_title(f"{name}\nlambda_min(H) = {h[0]:.3f}, lambda_max(H) = {h[-1]:.2f}", fontsize=10)
+            ax.legend()
+        plot.save(fig, path)
+    plt.close(fig)
+
+
+def sam_valley(path, log=None):
+    """SGD vs SAM, ASAM, GAM on the valley of minima ab = 1 of the scalar network (sharpness a^2 + b^2)."""
+    import matplotlib.pyplot as plt
+    from . import curvature
+    valley = problems.create("scalar_network", depth=2, target=1.0)
+    start = {"w": np.array([3.0, 0.5 / 3.0])}
+    makers = {"SGD + momentum": lambda inner: inner,
+              "SAM (rho 0.1)": lambda inner: optim.create("sam", inner=inner, rho=0.1),
+              "ASAM (rho 0.5)": lambda inner: optim.create("sam", inner=inner, rho=0.5, adaptive=True),
+              "GAM": lambda inner: optim.create("gam", inner=inner)}
+    with plot.style():
+        fig, ax = plt.subplots(figsize=(8, 4))
+        a, b = np.meshgrid(np.linspace(0.05, 3.5, 240), np.linspace(0.05, 2.0, 240))
+        ax.contour(a, b, np.log10(0.5 * (a * b - 1) ** 2 + 1e-4), levels=20, cmap="Greys", linewidths=0.6)
+        for name, make in makers.items():
+            end, p = _run_path(make(optim.create("sgd", lr=0.02, momentum=0.9)), start, valley.oracle(), 1000)
+            p = np.array([q["w"] for q in p])
+            lam = float(curvature.max_eigenvalue(valley.oracle(), end))
+            line, = ax.plot(p[:, 0], p[:, 1], lw=1, label=f"{name}: sharpness {lam:.2f} at the end")
+            ax.plot(p[-1, 0], p[-1, 1], "o", ms=8, mfc="none", mew=2, color=line.get_color())
+        ax.plot(*start["w"], "ks", label="start")
+        ax.set(xlabel="a", ylabel="b", title="L(a, b) = (ab - 1)^2 / 2: minima ab = 1, sharpness a^2 + b^2 there "
+                                           "(circles: the end points)")
+        ax.legend(loc="upper right", fontsize=8)
+        plot.save(fig, path)
+    plt.close(fig)
+
+
+def saddle_free_newton(path, log=None):
+    """GD, Newton and saddle-free Newton from next to the saddle of f = 5x^2 - y^2 + y^4 / 4."""
+    import matplotlib.pyplot as plt
+    saddle = problems.create("quartic_saddle")
+    start = saddle.init(0)
+    methods = {"gradient descent (lr 0.09)": optim.create("sgd", lr=0.09),
+               "Newton": optim.create("saddle_free_newton", saddle_free=False, line_search=False),
+               "saddle-free Newton": optim.create("saddle_free_newton")}
+    with plot.style():
+        fig, ax = plt.subplots(figsize=(8, 4))
+        x, y = np.meshgrid(np.linspace(-1.6, 1.6, 240), np.linspace(-1.8, 1.8, 240))
+        ax.contour(x, y, 5 * x ** 2 - y ** 2 + y ** 4 / 4, levels=25, cmap="Greys", linewidths=0.6)
+        for name, opt in methods.items():
+            end, p = _run_path(opt, start, saddle.oracle(), 20)
+            p = np.array([q["w"] for q in p])
+            ax.plot(p[:, 0], p[:, 1], "o-", ms=3, label=f"{name}: f = {float(saddle.loss(end)):.3f} after 20 steps")
+        ax.set(xlabel="x", ylabel="y", title="Saddle at 0, minima (0, +-sqrt 2): 20 steps each")
+        ax.legend(loc="lower left", fontsize=8)
+        plot.save(fig, path)
+    plt.close(fig)
+
+
 FIGURES = {
     "rosenbrock_trajectories.png": rosenbrock_trajectories,
     "quadratic_trajectories.png": quadratic_trajectories,
@@ -461,6 +591,10 @@ FIGURES = {
     "gallery_rosenbrock.png": gallery_rosenbrock,
     "gallery_rastrigin.png": gallery_rastrigin,
     "gallery_mlp.png": gallery_mlp,
+    "edge_of_stability.png": edge_of_stability,
+    "hessian_spectrum.png": hessian_spectrum,
+    "sam_valley.png": sam_valley,
+    "saddle_free_newton.png": saddle_free_newton,
 }
 
 

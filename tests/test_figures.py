@@ -50,7 +50,8 @@ def test_unknown_figure_raises_keyerror_listing_valid_names(tmp_path):
 
 def test_every_gallery_is_registered():
     for name in ("gallery_rosenbrock.png", "gallery_rastrigin.png", "gallery_mlp.png",
-                 "rosenbrock_trajectories.png", "quadratic_trajectories.png", "spirals_loss.png"):
+                 "rosenbrock_trajectories.png", "quadratic_trajectories.png", "spirals_loss.png",
+                 "edge_of_stability.png", "hessian_spectrum.png", "sam_valley.png", "saddle_free_newton.png"):
         assert name in figures.FIGURES
     assert figures.GALLERY_GRID[0] == 1e-4 and figures.GALLERY_GRID[-1] == 1.0
     ratios = np.diff(np.log10(figures.GALLERY_GRID))
@@ -158,3 +159,9 @@ def test_gallery_figure_is_valid_and_byte_reproducible(small_registry, tmp_path)
     assert (tmp_path / "g2.png").read_bytes() == data
     assert any("skip needs_prox" in line for line in lines)
     assert any(line.strip().startswith("adam") and "lr=" in line for line in lines)
+
+
+def test_the_fast_curvature_figure_is_a_valid_png(tmp_path):
+    # the other lesson-5 figures take 5-25 s each; this one runs in about a second
+    (path,) = figures.generate(tmp_path, only=["saddle_free_newton.png"], log=None)
+    _assert_png(path)
