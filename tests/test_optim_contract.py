@@ -94,6 +94,34 @@ class _RichQuadratic:
     def per_sample_grads(self, params):
         return {k: g[None] for k, g in self._oracle(params)[1].items()}
 
+    # the 'outputs' capability (reference/problems/base.py), for Gauss-Newton methods such as EGN: the loss
+    # is one example's 1/2 ||z||^2 with outputs z = sqrt(c) * (w - 0.3), all parameters' entries stacked
+    def _scales(self, params):
+        return [(k, np.sqrt(np.linspace(0.5, 2.0 + i, w.size).astype(w.dtype))) for i, (k, w) in
+                enumerate(sorted(params.items()))]
+
+    def outputs(self, params):
+        return np.concatenate([s * (params[k].reshape(-1) - params[k].dtype.type(0.3))
+                               for k, s in self._scales(params)])[None]
+
+    def output_loss(self, outputs):
+        return 0.5 * np.sum(outputs * outputs, axis=1)
+
+    def output_jacobian(self, params):
+        scales = self._scales(params)
+        m = sum(s.size for _, s in scales)
+        J, i = {}, 0
+        for k, s in scales:
+            block = np.zeros((m, s.size), dtype=s.dtype)
+            block[i + np.arange(s.size), np.arange(s.size)] = s
+            J[k] = block.reshape((1, m) + params[k].shape)
+            i += s.size
+        return self.outputs(params), J
+
+    def output_loss_derivatives(self, outputs):
+        m = outputs.shape[1]
+        return outputs.copy(), np.eye(m, dtype=outputs.dtype)[None]
+
 
 def two_key_params(dtype="float64", seed=0):
     rng = np.random.default_rng(seed)

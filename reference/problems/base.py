@@ -9,9 +9,20 @@ A problem subclass writes down two things, in the library's autograd ops:
   (``lam/2 ||w||^2``) is part of every ``f_i``, so per-sample gradients
   average exactly to the gradient.
 
+Optionally, a problem whose loss is a loss *of a model's outputs* writes
+two more hooks, which give its oracle the ``outputs`` capability (used by
+Gauss-Newton methods such as EGN, ``reference/optim/egn.py``):
+
+* ``_outputs(params, batch)``: the model outputs ``z``, a Tensor of shape
+  ``(N, k)`` (one row per example; a plain function is one "example");
+* ``_output_loss(outputs, batch)``: the per-example losses ``l_i(z_i)``,
+  shape ``(N,)``, each depending on row ``i`` only, whose mean is exactly
+  the loss (so a problem whose loss has a term on the params alone, such as
+  a ridge penalty, does not have the capability).
+
 Everything else is here, once: the :class:`Oracle` (``value_and_grad``,
-``loss``, ``hvp``, ``per_sample_grads``, call counts), batch sampling,
-dtype/device handling and input checks.
+``loss``, ``hvp``, ``per_sample_grads``, the ``outputs`` capability, call
+counts), batch sampling, dtype/device handling and input checks.
 
 Decisions written down here:
 
@@ -36,7 +47,7 @@ import numpy as np
 from .. import autograd as ag
 from ..autograd.functional import _nested
 from ..backend import xp_of
-from ..tree import check_keys
+from ..tree import check_keys, flatten
 
 __all__ = ["Problem", "Oracle"]
 
@@ -64,6 +75,39 @@ class Problem:
 
     def _per_example_loss(self, params, batch):
         raise TypeError(f"problem {self.name!r} has no per-example losses (it is a plain function of the params)")
+
+    def _outputs(self, params, batch):
+        """Model outputs ``z`` (a Tensor of shape ``(N, k)``); optional, see the module docstring."""
+        raise TypeError(f"problem {self.name!r} has no model outputs: its oracle lacks the 'outputs' "
+                        "capability (the problem defines no _outputs/_output_loss hooks)")
+
+    def _output_loss(self, outputs, batch):
+        """Per-example losses ``l_i(z_i)`` (shape ``(N,)``, mean = the loss); optional."""
+        raise TypeError(f"problem {self.name!r} has no loss of model outputs: its oracle lacks the 'outputs' "
+                        "capability (the problem defines no _outputs/_output_loss hooks)")
+
+    @property
+    def has_outputs(self) -> bool:
+        """Whether this problem (as configured) offers the ``outputs`` capability."""
+        return self._outputs_unavailable() is None
+
+    def _outputs_unavailable(self):
+        """``None`` where the ``outputs`` capability exists, else the reason it does not (a string).
+
+        By default: whether the subclass overrides both hooks. A subclass whose
+        hooks exist only for some settings (a ridge penalty makes the loss more
+        than a loss of the outputs) refines this."""
+        cls = type(self)
+        if cls._outputs is Problem._outputs or cls._output_loss is Problem._output_loss:
+            return "the problem defines no _outputs/_output_loss hooks"
+        # a subclass that redefines the loss below the class that wrote the hooks makes them stale
+        owner = _defining_class(cls, "_output_loss")
+        for name in ("_loss", "_per_example_loss"):
+            c = _defining_class(cls, name)
+            if c is not owner and issubclass(c, owner):
+                return (f"{c.__name__} redefines {name} below {owner.__name__}, which wrote the output hooks, "
+                        "so they may no longer describe its loss")
+        return None
 
     # ---- public interface -------------------------------------------------------
     def __repr__(self):
@@ -191,6 +235,11 @@ class Problem:
         return hit[1]
 
 
+def _defining_class(cls, name):
+    """The class in ``cls``'s MRO whose body defines attribute ``name``."""
+    return next(c for c in cls.__mro__ if name in c.__dict__)
+
+
 def _cast(data, xp, dt):
     out = {}
     for k, v in data.items():
@@ -209,12 +258,32 @@ class Oracle:
     * ``hvp(params, v)``: Hessian-vector product (forward-over-reverse);
     * ``per_sample_grads(params)``: a dict with a leading batch axis;
     * ``calls``: how many of each evaluation were made (``{"grad": 3, ...}``).
+
+    The ``outputs`` capability, for problems whose loss is a loss of model
+    outputs, ``f(w) = 1/N sum_i l_i(z_i(w))`` with ``z_i`` row ``i`` of the
+    outputs ``z`` (``N`` examples, ``k`` outputs each):
+
+    * ``outputs(params)``: ``z``, an array of shape ``(N, k)``;
+    * ``output_loss(outputs)``: the per-example losses ``l_i(z_i)``, shape
+      ``(N,)``; ``mean(output_loss(outputs(params))) == loss(params)``;
+    * ``output_jacobian(params)``: ``(z, J)``, ``J`` a dict like ``params``
+      whose leaf ``k`` has shape ``(N, k_out) + params[k].shape``:
+      ``J[k][i, j] = d z_ij / d params[k]`` (``ag.jacobian``, reverse or
+      forward mode, whichever needs fewer sweeps);
+    * ``output_loss_derivatives(outputs)``: ``(g, Q)``, the per-example
+      output-loss gradients ``g[i] = d l_i / d z_i`` (shape ``(N, k)``) and
+      Hessians ``Q[i] = d^2 l_i / d z_i^2`` (shape ``(N, k, k)``; ``k``
+      Hessian-vector products in the outputs).
+
+    On a problem without it (``problem.has_outputs`` is False) these raise a
+    ``TypeError`` naming the problem and the missing ``outputs`` capability.
     """
 
     def __init__(self, problem, batch):
         self.problem = problem
         self.batch = batch
-        self.calls = {"loss": 0, "grad": 0, "hvp": 0, "per_sample_grads": 0}
+        self.calls = {"loss": 0, "grad": 0, "hvp": 0, "per_sample_grads": 0, "outputs": 0,
+                      "output_jacobian": 0}
 
     def _f(self, params):
         return self.problem._loss(params, self.problem._batch_like(self.batch, params))
@@ -250,3 +319,81 @@ class Oracle:
         return ag.per_example_grads(
             lambda p, *arrays: self.problem._per_example_loss(p, dict(zip(keys, arrays))))(
             params, *[batch[k] for k in keys])
+
+    # ---- the outputs capability --------------------------------------------------
+    def _require_outputs(self, where):
+        reason = self.problem._outputs_unavailable()
+        if reason is not None:
+            raise TypeError(f"oracle.{where}: problem {self.problem.name!r} lacks the 'outputs' capability "
+                            f"(model outputs and a loss of them): {reason}")
+
+    def _model(self, params):
+        return self.problem._outputs(params, self.problem._batch_like(self.batch, params))
+
+    def _check_outputs(self, where, z):
+        if len(getattr(z, "shape", ())) != 2:
+            raise ValueError(f"oracle.{where}: problem {self.problem.name!r} returned outputs of shape "
+                             f"{tuple(getattr(z, 'shape', ()))}; expected (N, k)")
+
+    def outputs(self, params):
+        """The model outputs ``z`` at ``params``, shape ``(N, k)``."""
+        self._require_outputs("outputs")
+        self.problem.check_params(params)
+        self.calls["outputs"] += 1
+        z = self._model(params)
+        z = z.value if isinstance(z, ag.Tensor) and not _nested() else z
+        self._check_outputs("outputs", z)
+        return z
+
+    def output_loss(self, outputs):
+        """Per-example losses ``l_i(z_i)`` of outputs ``z`` (shape ``(N,)``); their mean is the loss."""
+        self._require_outputs("output_loss")
+        out = self.problem._output_loss(outputs, self._output_batch(outputs))
+        return out.value if isinstance(out, ag.Tensor) and not _nested() else out
+
+    def _output_batch(self, outputs):
+        ref = outputs.value if isinstance(outputs, ag.Tensor) else outputs
+        return self.problem._batch_like(self.batch, {"z": ref})
+
+    def output_jacobian(self, params):
+        """``(z, J)``: the outputs and their Jacobian, ``J[k]`` of shape ``(N, k_out) + params[k].shape``."""
+        self._require_outputs("output_jacobian")
+        self.problem.check_params(params)
+        self.calls["output_jacobian"] += 1
+        theta, spec = flatten({k: params[k] for k in params})
+        batch = self.problem._batch_like(self.batch, params)
+
+        def model_of_flat(th):
+            p, i = {}, 0
+            for k, shape in spec:
+                n = int(np.prod(shape)) if shape else 1
+                p[k] = ag.reshape(th[i:i + n], shape)
+                i += n
+            return self.problem._outputs(p, batch)
+
+        z = self.outputs(params)
+        self.calls["outputs"] -= 1   # counted as part of the Jacobian
+        J = ag.jacobian(model_of_flat)(theta)                       # (N, k, n)
+        N, k = z.shape
+        out, i = {}, 0
+        for key, shape in spec:
+            n = int(np.prod(shape)) if shape else 1
+            out[key] = J[:, :, i:i + n].reshape((N, k) + tuple(shape))
+            i += n
+        return z, out
+
+    def output_loss_derivatives(self, outputs):
+        """``(g, Q)``: gradients ``(N, k)`` and Hessians ``(N, k, k)`` of each ``l_i`` in its outputs ``z_i``."""
+        self._require_outputs("output_loss_derivatives")
+        self._check_outputs("output_loss_derivatives", outputs)
+        batch = self._output_batch(outputs)
+        total = lambda z: ag.sum(self.problem._output_loss(z, batch))  # noqa: E731  sum_i l_i(z_i)
+        g = ag.grad(total)(outputs)
+        xp = xp_of(outputs)
+        k = int(outputs.shape[1])
+        cols = []
+        for j in range(k):   # l_i depends on row i only, so one HVP with e_j in every row gives column j of every Q_i
+            e = xp.zeros_like(outputs)
+            e[:, j] = 1
+            cols.append(ag.hvp(total, outputs, e))
+        return g, xp.stack(cols, axis=2)

@@ -115,6 +115,11 @@ def _newton(fgh, theta, tol=1e-13, max_iter=100, where="newton"):
     return theta
 
 
+def _value(x):
+    """The array inside a Tensor (or the array itself)."""
+    return x.value if isinstance(x, ag.Tensor) else x
+
+
 def _accuracy(logits_or_scores, labels, xp):
     return float(xp.mean((logits_or_scores == labels).astype(xp.float64)))
 
@@ -221,6 +226,16 @@ class Quadratic(Problem):
         A = self._const(self.A, params)
         r = params["w"] - self._const(self.center, params) - batch["z"]   # (B, dim): w - c - z_i
         return 0.5 * ag.sum(r * (r @ A), axis=1)                           # 1/2 r_i^T A r_i
+
+    # the 'outputs' capability (see problems/base.py): z_i = w - c - z_i, l(r) = 1/2 r^T A r
+    def _outputs(self, params, batch):
+        r = params["w"] - self._const(self.center, params)
+        if batch is None:               # noise = 0: one "example", z = (w - c) as a (1, dim) row
+            return ag.reshape(r, (1, self.dim_))
+        return r - batch["z"]           # (B, dim)
+
+    def _output_loss(self, outputs, batch):
+        return 0.5 * ag.sum(outputs * (outputs @ self._const(self.A, {"z": _value(outputs)})), axis=1)
 
     def _loss(self, params, batch):
         if batch is None:  # noise = 0: the plain quadratic 1/2 (w - c)^T A (w - c)
@@ -352,6 +367,22 @@ class LeastSquares(Problem):
         r = batch["x"] @ w - batch["y"]                          # x_i^T w - y_i
         return 0.5 * r * r + 0.5 * self.lam * ag.sum(w * w)
 
+    # the 'outputs' capability (see problems/base.py), only without the ridge term:
+    # z_i = x_i^T w (a (B, 1) column), l(z_i) = 1/2 (z_i - y_i)^2
+    def _outputs_unavailable(self):
+        if super()._outputs_unavailable() is not None:
+            return super()._outputs_unavailable()
+        if self.lam > 0:
+            return f"lam={self.lam:g} > 0 adds a penalty on the params that is no loss of the outputs"
+        return None
+
+    def _outputs(self, params, batch):
+        return ag.reshape(batch["x"] @ params["w"], (-1, 1))
+
+    def _output_loss(self, outputs, batch):
+        r = ag.reshape(outputs, (-1,)) - batch["y"]
+        return 0.5 * r * r
+
     @property
     def optimum(self):
         if self._optimum is None:
@@ -434,6 +465,21 @@ class LogisticRegression(Problem):
         z = batch["x"] @ w + b                                                   # (B,)
         data_term = ag.binary_cross_entropy_with_logits(z, batch["y"], reduction="none")  # softplus(z) - y z
         return data_term + 0.5 * self.lam * ag.sum(w * w)
+
+    # the 'outputs' capability (see problems/base.py), only without the ridge term:
+    # z_i = x_i^T w + b (a (B, 1) column), l(z_i) = softplus(z_i) - y_i z_i
+    def _outputs_unavailable(self):
+        if super()._outputs_unavailable() is not None:
+            return super()._outputs_unavailable()
+        if self.lam > 0:
+            return f"lam={self.lam:g} > 0 adds a penalty on the params that is no loss of the outputs"
+        return None
+
+    def _outputs(self, params, batch):
+        return ag.reshape(batch["x"] @ params["w"] + params["b"], (-1, 1))
+
+    def _output_loss(self, outputs, batch):
+        return ag.binary_cross_entropy_with_logits(ag.reshape(outputs, (-1,)), batch["y"], reduction="none")
 
     def _fgh(self, theta, hessian=True):
         """Loss, gradient and Hessian in float64 at ``theta = (w, b)`` (for Newton)."""

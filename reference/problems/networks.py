@@ -138,6 +138,18 @@ class MLPTask(Problem):
             batch = self._batch_like(None, params)
         return self._losses(self.apply(params, batch["x"]), batch["y"])
 
+    # the 'outputs' capability (see problems/base.py): z = the MLP's outputs (logits or
+    # predictions, (N, n_out)); l_i = the per-example cross-entropy or squared error
+    def _outputs(self, params, batch):
+        if batch is None:
+            batch = self._batch_like(None, params)
+        return self.apply(params, batch["x"])
+
+    def _output_loss(self, outputs, batch):
+        if batch is None:
+            batch = self._batch_like(None, {"z": outputs.value if hasattr(outputs, "value") else outputs})
+        return self._losses(outputs, batch["y"])
+
     def evaluate(self, params):
         """Training and test loss, and for classification the training and test accuracy."""
         self.check_params(params)

@@ -39,6 +39,16 @@ class Rosenbrock(Problem):
         w = params["w"]
         return ag.sum(self.b * (w[1:] - w[:-1] ** 2) ** 2 + (self.a - w[:-1]) ** 2)
 
+    # the 'outputs' capability: Rosenbrock is a nonlinear least-squares problem, one "example" whose
+    # 2 (dim - 1) residuals are sqrt(b) (w_{i+1} - w_i^2) and a - w_i, with the loss their sum of squares
+    def _outputs(self, params, batch):
+        w = params["w"]
+        r = ag.concatenate([(self.b ** 0.5) * (w[1:] - w[:-1] ** 2), self.a - w[:-1]])
+        return ag.reshape(r, (1, -1))
+
+    def _output_loss(self, outputs, batch):
+        return ag.sum(outputs * outputs, axis=1)
+
     @property
     def optimum(self):
         # with a = 1 every term vanishes at w = 1; for other a the terms conflict when dim > 2
