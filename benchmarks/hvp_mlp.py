@@ -157,7 +157,7 @@ def main(argv=None):
         print("GPU: skipped (CuPy sees no GPU)")
         return
     from reference.backend import to_device
-    gp, gx, gv = to_device(params), cp.asarray(x), to_device(v)
+    gp, gx, gv = to_device(params, "gpu"), cp.asarray(x), to_device(v, "gpu")
     hv_gpu = reference_hvp(apply, gx, cp.asarray(y))
     sync = cp.cuda.Device().synchronize
     if torch.cuda.is_available():
