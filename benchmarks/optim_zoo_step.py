@@ -39,7 +39,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -112,15 +111,15 @@ def agreement(ref_step, box, peer_step, tp, sync, steps=3):
 
 def compare(torch, names, device, reps, warmup, rounds):
     xp = np
-    sync = (lambda: None)
+
+    def sync():
+        if device == "cuda":
+            xp.cuda.Device().synchronize()
+            torch.cuda.synchronize()
+
     if device == "cuda":
         import cupy
         xp = cupy
-        dev = cupy.cuda.Device()
-
-        def sync():
-            dev.synchronize()
-            torch.cuda.synchronize()
     ratios = {}
     for name in names:
         hp, peer, kw = CASES[name]

@@ -10,12 +10,10 @@ tests cover them too). Margins are stated in each docstring with the values meas
 was written; where a claim of the paper did not reproduce, the docstring says so and the test
 asserts what does hold.
 """
-import math
 
 import numpy as np
 import pytest
 
-from reference import autograd as ag
 from reference import catalog, problems
 from reference.experiments import sam_imbalanced_saddle_demo as imb_demo
 from reference.experiments import sam_mixer_smoothness_demo as mixer_demo

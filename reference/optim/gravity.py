@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tree
 from ..backend import fuse, xp_of
 from .base import Optimizer, check_range, hparam_value, register
 

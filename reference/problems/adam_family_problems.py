@@ -84,11 +84,4 @@ class ScaleInvariantNet(Problem):
 
     def evaluate(self, params):
         """Training and test loss and accuracy."""
-        self.check_params(params)
-        metrics = {}
-        for prefix, data in (("", self.data), ("test_", self.test_data)):
-            batch = self._batch_like(data, params)
-            out = self.logits(params, batch["x"])
-            metrics[prefix + "loss"] = float(nn.cross_entropy_losses(out, batch["y"]).value.mean())
-            metrics[prefix + "accuracy"] = float(nn.accuracy(out, batch["y"]))
-        return metrics
+        return self._train_test_metrics(params, self.logits, nn.cross_entropy_losses)

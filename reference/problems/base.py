@@ -209,6 +209,26 @@ class Problem:
         return {"loss": float(self.loss(params))}
 
     # ---- helpers for subclasses ---------------------------------------------------
+    def _train_test_metrics(self, params, outputs, losses, accuracy=True):
+        """The usual metrics of a model with a held-out set, as floats.
+
+        ``loss`` and ``test_loss``: the mean of ``losses(z, y)`` (per-example losses) with
+        ``z = outputs(params, x)`` on ``self.data`` and ``self.test_data``; with ``accuracy``
+        also ``accuracy`` and ``test_accuracy`` (arg-max of ``z`` against the labels ``y``).
+        """
+        from .. import nn
+        self.check_params(params)
+        metrics = {}
+        for prefix, data in (("", self.data), ("test_", self.test_data)):
+            batch = self._batch_like(data, params)
+            z = outputs(params, batch["x"])
+            per_example = losses(z, batch["y"])
+            metrics[prefix + "loss"] = float((per_example.value if isinstance(per_example, ag.Tensor)
+                                              else per_example).mean())
+            if accuracy:
+                metrics[prefix + "accuracy"] = float(nn.accuracy(z, batch["y"]))
+        return metrics
+
     def _batch_like(self, batch, params):
         """``batch`` (or the full data) with floats cast to the params' dtype and device."""
         ref = next(iter(params.values()))

@@ -194,11 +194,4 @@ class QuantizedDomainMLP(Problem):
 
     def evaluate(self, params):
         """Source-domain (training) and target-domain (``test_``) loss and accuracy."""
-        self.check_params(params)
-        metrics = {}
-        for prefix, data in (("", self.data), ("test_", self.test_data)):
-            batch = self._batch_like(data, params)
-            out = self.apply(params, batch["x"])
-            metrics[prefix + "loss"] = float(nn.cross_entropy_losses(out, batch["y"]).value.mean())
-            metrics[prefix + "accuracy"] = float(nn.accuracy(out, batch["y"]))
-        return metrics
+        return self._train_test_metrics(params, self.apply, nn.cross_entropy_losses)

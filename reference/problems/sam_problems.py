@@ -145,14 +145,7 @@ class _TaskMLP(Problem):
 
     def evaluate(self, params):
         """Training and test loss and accuracy."""
-        self.check_params(params)
-        metrics = {}
-        for prefix, data in (("", self.data), ("test_", self.test_data)):
-            batch = self._batch_like(data, params)
-            out = self.apply(params, batch["x"])
-            metrics[prefix + "loss"] = float(self._losses(out, batch["y"]).value.mean())
-            metrics[prefix + "accuracy"] = float(nn.accuracy(out, batch["y"]))
-        return metrics
+        return self._train_test_metrics(params, self.apply, self._losses)
 
 
 @register("layernorm_mlp")

@@ -181,11 +181,4 @@ class Shapes(Problem):
 
     def evaluate(self, params):
         """Training and test loss and accuracy."""
-        self.check_params(params)
-        metrics = {}
-        for prefix, data in (("", self.data), ("test_", self.test_data)):
-            batch = self._batch_like(data, params)
-            logits = self.apply(params, batch["x"])
-            metrics[prefix + "loss"] = float(nn.cross_entropy_losses(logits, batch["y"]).value.mean())
-            metrics[prefix + "accuracy"] = float(nn.accuracy(logits, batch["y"]))
-        return metrics
+        return self._train_test_metrics(params, self.apply, nn.cross_entropy_losses)

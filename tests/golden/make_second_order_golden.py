@@ -45,7 +45,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _peer import fed_trajectory, problem_records  # noqa: E402  (shared by every generator here)
+from _peer import problem_records  # noqa: E402  (shared by every generator here)
 
 STEPS = 25
 OUT = pathlib.Path(__file__).with_name("second_order.npz")
