@@ -100,29 +100,60 @@ def test_root_on_the_boundary():
         np.testing.assert_allclose(r["x"], [1.0, 1.0], atol=1e-12)
 
 
-def _table(names_seeds, margin=0.05):
-    table = {sc: [0, 0] for sc in SINGLES + ("convex",)}
-    for name, seeds in names_seeds:
+def test_two_variable_literature_systems():
+    # Bullard-Biegler: the root agrees with scipy's trf; Ferraris-Tronconi has two roots, (0.29945, 2.83693)
+    # and (0.5, pi): from x0 = l + (u - l)/4 this solver reaches (0.5, pi), trf the other one.
+    bb = create_system("bullard_biegler")
+    r = scaled_trust_region(bb, scaling="convex", tol=1e-13)
+    assert r["converged"]
+    np.testing.assert_allclose(r["x"], _scipy_trf(bb, bb.x0), rtol=1e-9, atol=1e-12)
+    ft = create_system("ferraris_tronconi")
+    roots = np.array([[0.2994486880, 2.8369277676], [0.5, np.pi]])
+    for sc in SINGLES + ("convex",):
+        r = scaled_trust_region(ft, scaling=sc, tol=1e-12)
+        assert r["converged"] and np.min(np.abs(roots - r["x"]).max(axis=1)) < 1e-8
+
+
+def _table(starts_per_system):
+    """Total trial steps and failed starts per scaling over ``starts_per_system(system) -> list of x0``."""
+    table = {sc: [0, []] for sc in SINGLES + ("convex",)}
+    for name in systems():
         s = create_system(name)
-        for x0 in [s.x0] + [s.random_start(seed, margin) for seed in seeds]:
+        for i, x0 in enumerate(starts_per_system(s)):
             for sc in table:
                 r = scaled_trust_region(s, scaling=sc, x0=x0, max_iter=300)
                 table[sc][0] += r["iterations"]
-                table[sc][1] += not r["converged"]
+                if not r["converged"]:
+                    table[sc][1].append((name, i))
+                    assert r["reason"] == "radius" and np.linalg.norm(s(r["x"])) > 1e-4   # a non-root stop
     return table
 
 
 def test_convex_scaling_versus_single_scalings():
-    """The paper claims fewer iterations/failures for the convex combination. Measured here (total trial
-    steps over the set below; the module's tests report it with -s): no failures for any scaling, and the
-    convex scaling is not uniformly best -- depending on starts it is best or ~10% behind the best single
-    one. Asserted: no failures, and within 25% of the best single scaling."""
-    table = _table([("chemical_equilibrium", range(10, 13)), ("rosenbrock_system", range(10, 18)),
-                    ("powell_badly_scaled", range(10, 12))])
-    print("\nscaling: (total trial steps, failures)", table)
-    assert all(f == 0 for _, f in table.values())
+    """The paper claims the convex combination is superior to the single scalings. Its body (definition of
+    the weights, test problems, tables) could not be read (see the module docstring), so the equal-weight
+    combination is compared on the seven systems here (all of them, starts ``l + nu (u - l)/4``, nu = 1, 2, 3,
+    plus 4 random starts). Measured (total trial steps, failures):
+
+    * this set:                          CL 1078/2, HUU 1063/2, KK 1015/2, convex 1002/2 (convex best by 1.3%);
+    * 3 x 7 quarter starts only:         CL 440/1,  HUU 423/1,  KK 398/1,  convex 424/1  (KK best, convex +6.5%);
+    * 280 random starts (margin 0.05):   CL 5715/21, HUU 5581/21, KK 5302/21, convex 5707/21 (convex +7.6%);
+    * 280 random starts (margin 0.001):  CL 5572/23, HUU 5502/23, KK 5189/24, convex 5352/23 (convex +3.1%);
+    * the previous 16-start set:         CL 518/0,  HUU 513/0,  KK 445/0,  convex 482/0  (convex +8.3%).
+
+    So superiority in iterations is NOT asserted: its sign depends on the sample of starts, and on the large
+    samples Kanzow-Klug alone is best. Failures never depend on the scaling except once (KK one more): every
+    failure stops at a non-root stationary point of ||F||^2 (Bullard-Biegler on the face x2 = u2,
+    Ferraris-Tronconi at an interior local minimiser), which no scaling avoids. Asserted: the convex scaling
+    fails on exactly the starts where every single scaling fails (a non-root stop), and its total is within
+    15% of the best single scaling."""
+    table = _table(lambda s: [s.lower + nu / 4 * (s.upper - s.lower) for nu in (1, 2, 3)]
+                   + [s.random_start(seed) for seed in range(4)])
+    print("\nscaling: (total trial steps, failed starts)", table)
+    failed = [set(table[sc][1]) for sc in SINGLES]
+    assert set(table["convex"][1]) == set.intersection(*failed) == set.union(*failed)
     best_single = min(table[sc][0] for sc in SINGLES)
-    assert table["convex"][0] <= 1.25 * best_single
+    assert table["convex"][0] <= 1.15 * best_single
 
 
 def test_str_validation():

@@ -43,9 +43,29 @@ boundary. The scalings reviewed (``v`` is Coleman and Li's vector):
   a near bound) while no single one's weak case (CL's discontinuity at ``g_i = 0``, KK's large ``d`` far
   from the bounds) dominates.
 
-Conventions and choices (the body of the paper could not be consulted in the stored corpus, only its
-abstract; the definitions above are those of the cited original papers as reviewed by Bellavia, Macconi
-and Morini, and the framework is their STRSCNE method):
+What of the paper could be read (second look, 2026-11-23). Stored full-text copies exist
+(hugging.y1ng.com/papers/1904.09209.md and docslib.org/doc/3740564; journal version JOSETAP 3(1),
+ISSN 2377-3316, doi:10.21174/josetap.v3i1.44), but the search service returns only their opening
+~2,000 characters: title, affiliations, abstract, keywords and the problem statement (``F: X -> R^n``
+continuously differentiable on an open ``X`` containing the box ``Omega = {l <= x <= u}``, ``l_i`` in
+``R u {-inf}``, ``u_i`` in ``R u {+inf}``, ``Omega`` with nonempty interior -- exactly the setting above).
+Queries on the body's likely wording (the combination's weights, the scalings' names, the test problems)
+return nothing further, and no implementation of the paper exists in the code index (exact-string search
+for the title: 0 hits; STRSCNE/CoDoSol hits are only callers and a C++ port of CoDoSol). So the weights
+of the combination, whether they depend on ``x``, the exact list of combined matrices, the framework
+constants and the test set remain UNKNOWN; the abstract's "the convex combination of these matrices" is
+implemented literally, with user weights, equal by default.
+
+Measured (tests/test_trust_region_sqp.py, ``test_convex_scaling_versus_single_scalings``): over the seven
+systems of ``reference.problems.nonlinear_systems`` the equal-weight combination never fails on more starts
+than the best single scaling (all failures are stops at non-root stationary points of ``||F||^2``, common
+to every scaling but once), and its iteration total lies between
+1.3% below and 8.3% above the best single scaling's, depending on the sample of starts; on the large
+samples (280 random starts) Kanzow-Klug alone is best. The abstract's "superiority" is therefore not
+reproduced and not asserted.
+
+Conventions and choices (the definitions of the single scalings are those of the cited original papers
+as reviewed by Bellavia, Macconi and Morini, and the framework is their STRSCNE method):
 
 * **Subproblem** solved exactly: with ``J_hat = J D^{1/2}`` and its SVD, ``p_hat(lambda) =
   -(J_hat^T J_hat + lambda I)^{-1} J_hat^T F``, ``lambda >= 0`` from Moré's Newton iteration on

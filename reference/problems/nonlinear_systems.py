@@ -20,6 +20,13 @@ set is small on purpose (each solve takes milliseconds):
   ``(1, 1)`` lies *on* the upper bounds, the hard case for interior methods.
 * ``exponential_system``: a tridiagonally coupled exponential system on
   ``[0, 1]^n`` with the known root ``x*_i = i / (2n)`` (built for this library).
+* ``bullard_biegler`` and ``ferraris_tronconi``: two-variable bounded systems from Floudas et al.,
+  *Handbook of Test Problems in Local and Global Optimization* (1999), the standard small problems of
+  the affine-scaling literature on bound-constrained equations (Bellavia, Macconi, Morini's STRSCNE and
+  Bellavia, Macconi, Pieraccini's CoDoSol test sets). Default start ``x0 = l + (u - l) / 4`` (the first of
+  that literature's ``l + nu (u - l) / 4, nu = 1, 2, 3`` starts). Both have non-root stationary points of
+  ``||F||^2`` in the box (Bullard-Biegler on the face ``x2 = u2``, Ferraris-Tronconi an interior local
+  minimiser with ``||F|| ~ 0.111``), where every scaling stops from some starts.
 """
 from __future__ import annotations
 
@@ -164,8 +171,40 @@ class ExponentialSystem(BoundedSystem):
         return ag.exp(x) - 1.0 + 0.25 * (_shift(x, -1) + _shift(x, 1)) - self.b
 
 
+class BullardBiegler(BoundedSystem):
+    """``F = (1e4 x1 x2 - 1, exp(-x1) + exp(-x2) - 1.001)`` on ``[5.45e-6, 4.553] x [2.196e-3, 18.21]``;
+    root ``~(1.45067e-5, 6.89335)``. Powell's badly scaled system with a different constant and box."""
+
+    name = "bullard_biegler"
+
+    def __init__(self, x0=None):
+        lo, up = np.array([5.45e-6, 2.196e-3]), np.array([4.553, 18.21])
+        super().__init__(lo, up, lo + 0.25 * (up - lo) if x0 is None else x0)
+
+    def residual(self, x):
+        return ag.stack([1e4 * x[0] * x[1] - 1.0, ag.exp(-x[0]) + ag.exp(-x[1]) - 1.001])
+
+
+class FerrarisTronconi(BoundedSystem):
+    """``F1 = sin(x1 x2) / 2 - x2 / (4 pi) - x1 / 2``,
+    ``F2 = (1 - 1 / (4 pi)) (exp(2 x1) - e) + e x2 / pi - 2 e x1`` on ``[0.25, 1] x [1.5, 2 pi]``;
+    roots ``~(0.29945, 2.83693)`` and ``(0.5, pi)``."""
+
+    name = "ferraris_tronconi"
+
+    def __init__(self, x0=None):
+        lo, up = np.array([0.25, 1.5]), np.array([1.0, 2.0 * math.pi])
+        super().__init__(lo, up, lo + 0.25 * (up - lo) if x0 is None else x0)
+
+    def residual(self, x):
+        e = math.e
+        f1 = 0.5 * ag.sin(x[0] * x[1]) - x[1] / (4.0 * math.pi) - 0.5 * x[0]
+        f2 = (1.0 - 1.0 / (4.0 * math.pi)) * (ag.exp(2.0 * x[0]) - e) + e * x[1] / math.pi - 2.0 * e * x[0]
+        return ag.stack([f1, f2])
+
+
 SYSTEMS = {c.name: c for c in (BroydenTridiagonal, ChemicalEquilibrium, PowellBadlyScaled, RosenbrockSystem,
-                               ExponentialSystem)}
+                               ExponentialSystem, BullardBiegler, FerrarisTronconi)}
 
 
 def systems():
