@@ -103,6 +103,7 @@ import numpy as np
 import scipy.sparse
 
 from .. import catalog
+from ..problems.composite import sinkhorn_step
 
 __all__ = ["sinkhorn_newton_sparse", "lyapunov", "lyapunov_hessian", "sparsify", "sinkhorn_step", "plan", "projected_cg",
            "marginal_error"]
@@ -197,18 +198,7 @@ def projected_cg(M, rhs, n, tol, max_iter):
 # stage 1: Sinkhorn (log domain)
 # --------------------------------------------------------------------------
 
-def _logsumexp(X, axis):
-    """``log sum exp`` along ``axis`` with the maximum factored out (``scipy.special.logsumexp``'s value,
-    several times faster on small matrices)."""
-    top = X.max(axis=axis, keepdims=True)
-    return (np.log(np.exp(X - top).sum(axis=axis, keepdims=True)) + top).squeeze(axis)
-
-
-def sinkhorn_step(f, g, C, log_a, log_b, eps):
-    """One Sinkhorn iteration in the log domain: rows to ``a``, then columns to ``b``; new ``(f, g)``."""
-    f = eps * (log_a - _logsumexp((g[None, :] - C) / eps, axis=1))
-    g = eps * (log_b - _logsumexp((f[:, None] - C) / eps, axis=0))
-    return f, g
+# the log-domain Sinkhorn iteration is the library's (reference.problems.composite.sinkhorn_step)
 
 
 # --------------------------------------------------------------------------

@@ -414,15 +414,29 @@ L2 weight), ``correlation=0.0`` (in
 # convex objectives on a transport polytope
 # --------------------------------------------------------------------------
 
+def _logsumexp(X, axis):
+    """``log sum exp`` along ``axis`` with the maximum factored out (``scipy.special.logsumexp``'s value,
+    several times faster on small matrices)."""
+    top = X.max(axis=axis, keepdims=True)
+    return (np.log(np.exp(X - top).sum(axis=axis, keepdims=True)) + top).squeeze(axis)
+
+
+def sinkhorn_step(f, g, C, log_a, log_b, eps):
+    """One Sinkhorn iteration on the dual potentials in the log domain: rows to ``a``, then columns to
+    ``b``; returns the new ``(f, g)``, whose plan is ``exp((f_i + g_j - C_ij) / eps)``."""
+    f = eps * (log_a - _logsumexp((g[None, :] - C) / eps, axis=1))
+    g = eps * (log_b - _logsumexp((f[:, None] - C) / eps, axis=0))
+    return f, g
+
+
 def sinkhorn_plan(C, a, b, eps, tol=1e-14, max_iter=100000):
     """The entropic OT plan ``argmin_{P in U(a, b)} <C, P> + eps sum P (log P - 1)`` by Sinkhorn's
-    matrix scaling in the log domain (float64), iterated until the marginals match to ``tol``."""
-    import scipy.special
+    matrix scaling in the log domain (float64, :func:`sinkhorn_step`), iterated until the marginals
+    match to ``tol``."""
     f, g = np.zeros(a.size), np.zeros(b.size)
     la, lb = np.log(a), np.log(b)
     for _ in range(max_iter):
-        f = eps * (la - scipy.special.logsumexp((g[None, :] - C) / eps, axis=1))
-        g = eps * (lb - scipy.special.logsumexp((f[:, None] - C) / eps, axis=0))
+        f, g = sinkhorn_step(f, g, C, la, lb, eps)
         P = np.exp((f[:, None] + g[None, :] - C) / eps)
         if np.abs(P.sum(axis=1) - a).sum() <= tol:
             return P
