@@ -1,9 +1,13 @@
 """Pieces every golden-file generator here shares (imported by the make_*_golden.py scripts).
 
 The generators run a peer (torch.optim, pytorch-optimizer, official code) on the
-reference problems and store its trajectories; these two helpers are the parts
-that do not depend on the peer.
+reference problems and store its trajectories; these helpers are the parts that
+do not depend on the peer: the problem records, the fed-trajectory loop, the
+JSON metadata of the problem table, and writing the file.
 """
+import pathlib
+import sys
+
 import numpy as np
 
 
@@ -43,3 +47,21 @@ def fed_trajectory(torch, tparams, init, oracle, opt, steps, before_step=None):
         for k, p in tparams.items():
             rows[k].append(p.detach().numpy().copy())
     return {k: np.stack(v) for k, v in rows.items()}
+
+
+def jsonable(hp):
+    """Hyperparameters as JSON values (tuples become lists)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()}
+
+
+def problems_meta(problems):
+    """The metadata entry of a generator's ``{key: (name, settings, seed)}`` problem table."""
+    return {k: {"name": n, "settings": jsonable(s), "seed": sd} for k, (n, s, sd) in problems.items()}
+
+
+def write_golden(out_path, compute):
+    """Run ``compute()`` with the repository importable and write its arrays to ``out_path`` (.npz)."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+    out = compute()
+    np.savez_compressed(out_path, **out)
+    print(f"wrote {out_path} ({out_path.stat().st_size} bytes, {len(out)} arrays)")

@@ -42,7 +42,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _peer import fed_trajectory, problem_records  # noqa: E402  (shared by every generator here)
+from _peer import fed_trajectory, jsonable, problem_records, problems_meta, write_golden  # noqa: E402  (shared by every generator here)
 
 STEPS = 25
 OUT = pathlib.Path(__file__).with_name("adam_family.npz")
@@ -148,25 +148,14 @@ def compute():
             for k, rows in peer_trajectory(torch, case, pk).items():
                 out[f"traj/{case}/{pk}/{k}"] = rows
 
-    def jsonable(hp):
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()}
-
     meta = {"torch_version": torch.__version__, "pytorch_optimizer_version": importlib.metadata.version("pytorch_optimizer"),
             "steps": STEPS,
-            "problems": {k: {"name": n, "settings": jsonable(s), "seed": sd} for k, (n, s, sd) in PROBLEMS.items()},
+            "problems": problems_meta(PROBLEMS),
             "cases": {c: {"optimizer": n, "hparams": jsonable(hp), "peer": pn, "peer_hparams": jsonable(pkw)}
                       for c, (n, hp, pn, pkw) in CASES.items()}}
     out["meta"] = np.asarray(json.dumps(meta))
     return out
 
 
-def main():
-    root = pathlib.Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root))
-    out = compute()
-    np.savez_compressed(OUT, **out)
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(out)} arrays)")
-
-
 if __name__ == "__main__":
-    main()
+    write_golden(OUT, compute)

@@ -33,7 +33,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _peer import fed_trajectory  # noqa: E402  (shared by every generator here)
+from _peer import fed_trajectory, write_golden  # noqa: E402  (shared by every generator here)
 
 STEPS = 25
 OUT = pathlib.Path(__file__).with_name("misc_first_order.npz")
@@ -117,13 +117,5 @@ def compute():
     return out
 
 
-def main():
-    root = pathlib.Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root))
-    out = compute()
-    np.savez_compressed(OUT, **out)
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(out)} arrays)")
-
-
 if __name__ == "__main__":
-    main()
+    write_golden(OUT, compute)

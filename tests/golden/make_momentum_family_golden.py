@@ -51,7 +51,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _peer import fed_trajectory, problem_records  # noqa: E402  (shared by every generator here)
+from _peer import fed_trajectory, jsonable, problem_records, problems_meta, write_golden  # noqa: E402  (shared by every generator here)
 
 STEPS = 30
 OUT = pathlib.Path(__file__).with_name("momentum_family.npz")
@@ -198,9 +198,6 @@ def compute():
             for k, rows in peer_trajectory(torch, case, pk).items():
                 out[f"traj/{case}/{pk}/{k}"] = rows
 
-    def jsonable(hp):
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()}
-
     versions = {"torch": torch.__version__}
     for mod in ("pytorch_optimizer", "madgrad", "sgd_sai"):
         try:
@@ -209,7 +206,7 @@ def compute():
         except Exception:  # pragma: no cover
             versions[mod] = "unknown"
     meta = {"versions": versions, "steps": STEPS,
-            "problems": {k: {"name": n, "settings": jsonable(s), "seed": sd} for k, (n, s, sd) in PROBLEMS.items()},
+            "problems": problems_meta(PROBLEMS),
             "cases": {c: {"optimizer": n, "hparams": jsonable(hp), "peer": peer, "peer_kwargs": jsonable(kw),
                           "problems": list(probs)}
                       for c, (n, hp, peer, kw, probs) in CASES.items()}}
@@ -217,13 +214,5 @@ def compute():
     return out
 
 
-def main():
-    root = pathlib.Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root))
-    out = compute()
-    np.savez_compressed(OUT, **out)
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(out)} arrays)")
-
-
 if __name__ == "__main__":
-    main()
+    write_golden(OUT, compute)

@@ -38,7 +38,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _peer import fed_trajectory, problem_records  # noqa: E402  (shared by every generator here)
+from _peer import fed_trajectory, jsonable, problem_records, problems_meta, write_golden  # noqa: E402  (shared by every generator here)
 
 STEPS = 30
 OUT = pathlib.Path(__file__).with_name("optim_torch.npz")
@@ -169,25 +169,13 @@ def compute():
                 out[f"{key}/out/{k}"] = tensors[k].grad.numpy().copy()
             clip_cases.append({"key": key, "max_norm": max_norm})
 
-    def jsonable(hp):
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()}
-
     meta = {"torch_version": torch.__version__, "steps": STEPS,
-            "problems": {k: {"name": n, "settings": jsonable(s), "seed": sd}
-                         for k, (n, s, sd) in PROBLEMS.items()},
+            "problems": problems_meta(PROBLEMS),
             "cases": {c: {"optimizer": n, "hparams": jsonable(hp)} for c, (n, hp) in CASES.items()},
             "clip": clip_cases}
     out["meta"] = np.asarray(json.dumps(meta))
     return out
 
 
-def main():
-    root = pathlib.Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root))
-    out = compute()
-    np.savez_compressed(OUT, **out)
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(out)} arrays)")
-
-
 if __name__ == "__main__":
-    main()
+    write_golden(OUT, compute)

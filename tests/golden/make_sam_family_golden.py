@@ -43,7 +43,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from _peer import problem_records  # noqa: E402  (shared by every generator here)
+from _peer import jsonable, problem_records, problems_meta, write_golden  # noqa: E402  (shared by every generator here)
 
 STEPS = 25
 OUT = pathlib.Path(__file__).with_name("sam_family.npz")
@@ -140,13 +140,10 @@ def compute():
             for k, rows in peer_trajectory(torch, case, pk).items():
                 out[f"traj/{case}/{pk}/{k}"] = rows
 
-    def jsonable(hp):
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in hp.items()}
-
     from importlib.metadata import version
     versions = {"torch": torch.__version__, "pytorch_optimizer": version("pytorch-optimizer")}
     meta = {"versions": versions, "steps": STEPS,
-            "problems": {k: {"name": n, "settings": jsonable(s), "seed": sd} for k, (n, s, sd) in PROBLEMS.items()},
+            "problems": problems_meta(PROBLEMS),
             "cases": {c: {"optimizer": "sam", "hparams": jsonable(hp), "peer": "pytorch_optimizer.SAM",
                           "peer_kwargs": jsonable(kw), "problems": list(probs), "note": note}
                       for c, (hp, kw, probs, note) in CASES.items()}}
@@ -154,13 +151,5 @@ def compute():
     return out
 
 
-def main():
-    root = pathlib.Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root))
-    out = compute()
-    np.savez_compressed(OUT, **out)
-    print(f"wrote {OUT} ({OUT.stat().st_size} bytes, {len(out)} arrays)")
-
-
 if __name__ == "__main__":
-    main()
+    write_golden(OUT, compute)
