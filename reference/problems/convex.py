@@ -319,8 +319,19 @@ def _design(where, n, d, condition_number, rng):
     return (U * np.sqrt(n * spectrum)) @ V.T                  # X^T X / n = V diag(spectrum) V^T
 
 
+class _RidgePenalty:
+    """For problems with a ridge term ``lam/2 ||w||^2`` in every example's loss: that term is a
+    penalty on the params, no loss of the outputs, so the 'outputs' capability exists only at ``lam = 0``."""
+
+    def _outputs_unavailable(self):
+        reason = super()._outputs_unavailable()
+        if reason is None and self.lam > 0:
+            return f"lam={self.lam:g} > 0 adds a penalty on the params that is no loss of the outputs"
+        return reason
+
+
 @register("least_squares")
-class LeastSquares(Problem):
+class LeastSquares(_RidgePenalty, Problem):
     """Linear least squares with an optional ridge penalty:
 
         f(w) = 1/(2n) ||X w - y||^2 + lam/2 ||w||^2
@@ -367,15 +378,8 @@ class LeastSquares(Problem):
         r = batch["x"] @ w - batch["y"]                          # x_i^T w - y_i
         return 0.5 * r * r + 0.5 * self.lam * ag.sum(w * w)
 
-    # the 'outputs' capability (see problems/base.py), only without the ridge term:
+    # the 'outputs' capability (see problems/base.py), only without the ridge term (_RidgePenalty):
     # z_i = x_i^T w (a (B, 1) column), l(z_i) = 1/2 (z_i - y_i)^2
-    def _outputs_unavailable(self):
-        if super()._outputs_unavailable() is not None:
-            return super()._outputs_unavailable()
-        if self.lam > 0:
-            return f"lam={self.lam:g} > 0 adds a penalty on the params that is no loss of the outputs"
-        return None
-
     def _outputs(self, params, batch):
         return ag.reshape(batch["x"] @ params["w"], (-1, 1))
 
@@ -405,7 +409,7 @@ class LeastSquares(Problem):
 # --------------------------------------------------------------------------
 
 @register("logistic_regression")
-class LogisticRegression(Problem):
+class LogisticRegression(_RidgePenalty, Problem):
     """L2-regularised binary logistic regression:
 
         f(w, b) = 1/n sum_i [ softplus(z_i) - y_i z_i + lam/2 ||w||^2 ],   z_i = x_i^T w + b
@@ -466,15 +470,8 @@ class LogisticRegression(Problem):
         data_term = ag.binary_cross_entropy_with_logits(z, batch["y"], reduction="none")  # softplus(z) - y z
         return data_term + 0.5 * self.lam * ag.sum(w * w)
 
-    # the 'outputs' capability (see problems/base.py), only without the ridge term:
+    # the 'outputs' capability (see problems/base.py), only without the ridge term (_RidgePenalty):
     # z_i = x_i^T w + b (a (B, 1) column), l(z_i) = softplus(z_i) - y_i z_i
-    def _outputs_unavailable(self):
-        if super()._outputs_unavailable() is not None:
-            return super()._outputs_unavailable()
-        if self.lam > 0:
-            return f"lam={self.lam:g} > 0 adds a penalty on the params that is no loss of the outputs"
-        return None
-
     def _outputs(self, params, batch):
         return ag.reshape(batch["x"] @ params["w"] + params["b"], (-1, 1))
 
