@@ -279,6 +279,13 @@ def main(argv=None):
     except CLIError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (ValueError, TypeError, KeyError, FloatingPointError) as e:
+        # the library's own errors name the parameter, the value and what was expected (a bad
+        # hyperparameter, an optimizer that needs an oracle capability the problem lacks, a
+        # divergence): say that, not a traceback
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {type(e).__name__}: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -132,6 +132,13 @@ def test_cli_list_papers_run_compare(tmp_path, capsys):
     assert "quadratic: 20 steps" in out and os.path.exists(tmp_path / "c.png")
     assert main(["run", "nope", "adam"]) == 2
     assert "valid names" in capsys.readouterr().err
+    # library errors reach the user as one line naming what is wrong, not as a traceback
+    assert main(["golden", "egn", "--steps", "2", "--out", str(tmp_path / "g.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: TypeError:") and "'outputs' capability" in err and "Traceback" not in err
+    assert main(["golden", "adam", "--steps", "2", "--hparams", '{"lr": -1}', "--out", str(tmp_path / "a.npz")]) == 2
+    assert "lr" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "g.npz") and not os.path.exists(tmp_path / "a.npz")
 
 
 def test_cli_help_everywhere():
