@@ -35,7 +35,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from autograd_mlp import SIZES, numpy_blas_threads, time_blocks  # noqa: E402
+from _timing import numpy_blas_threads, time_blocks  # noqa: E402
+from autograd_mlp import SIZES  # noqa: E402
 from reference import autograd as ag  # noqa: E402
 from reference import curvature, nn  # noqa: E402
 

@@ -58,6 +58,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from _timing import numpy_blas_threads, time_blocks  # noqa: E402  (shared by the benchmarks)
 from reference import optim  # noqa: E402
 from reference.backend import xp_of  # noqa: E402
 from reference.optim.adam import adam_kernel  # noqa: E402  (optim.adam is the factory, not the module)
@@ -81,42 +82,7 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
-def numpy_blas_threads():
-    """(threads, description) of NumPy's BLAS, read before torch is imported; (None, reason) otherwise."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return None, "threadpoolctl is not installed"
-    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
-    if not blas:
-        return None, "threadpoolctl found no BLAS library"
-    info = blas[0]
-    return int(info["num_threads"]), f"{info.get('internal_api')} {info.get('version')}"
-
-
 # ---- timing -------------------------------------------------------------------
-
-def time_blocks(fns, reps, warmup, rounds, pause=0.2):
-    """Timings of each function, measured in alternating blocks of ``reps // rounds`` calls.
-
-    Each block starts with ``warmup`` untimed calls. Blocks (not alternating
-    single calls) keep torch's OpenMP workers, which spin for a while after a
-    call, from competing with the next function; alternating the blocks
-    spreads any drift of the machine's load over all functions.
-    """
-    per_round = max(1, reps // rounds)
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            time.sleep(pause)
-            for _ in range(warmup):
-                fn()
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return times
-
 
 def copy_bandwidth(nbytes, threads, reps=5):
     """Bytes moved per second (2 x nbytes per copy) by np.copyto, split over ``threads`` threads."""
@@ -476,7 +442,7 @@ def main(argv=None):
         f"torch Adam(foreach=True), {torch_threads} threads": t_default,
         "torch Adam(foreach=True), 1 thread": torch_one_thread,
     }
-    times = time_blocks(fns, args.reps, args.warmup, args.rounds)
+    times = time_blocks(fns, args.reps, args.warmup, args.rounds, pause=0.2)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"\nmedian of {len(times['reference step (unchecked)'])} reps after warmup "
           f"(fraction of roofline: 1-thread copy bandwidth for NumPy and torch-1-thread, "

@@ -45,8 +45,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from autograd_mlp import numpy_blas_threads  # noqa: E402
-from optim_step import SHAPES, TARGET, time_blocks  # noqa: E402
+from _timing import numpy_blas_threads, time_blocks  # noqa: E402
+from optim_step import SHAPES, TARGET  # noqa: E402
 from reference import backend, optim  # noqa: E402
 
 CASES = {
