@@ -18,7 +18,7 @@ import pkgutil
 
 from .. import catalog
 
-__all__ = ["names", "get", "register"]
+__all__ = ["names", "get", "register", "with_defaults"]
 
 
 def names():
@@ -37,6 +37,16 @@ def register(module_name, *, title, authors="", year=None, arxiv="", family, nam
     """Called at the top of a DEMONSTRATE paper's module: adds it to the catalog."""
     catalog.register(title=title, name=name or module_name.rsplit(".", 1)[-1], family=family,
                      kind="demonstration", module=module_name, authors=authors, year=year, arxiv=arxiv)
+
+
+def with_defaults(module_name, defaults, settings):
+    """``{**defaults, **settings}`` for an experiment's ``run(**settings)``; a setting that is not in
+    ``defaults`` is a ``TypeError`` naming it and the valid ones."""
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise TypeError(f"{module_name.rsplit('.', 1)[-1]}.run: unknown settings {unknown}; "
+                        f"valid: {sorted(defaults)}")
+    return {**defaults, **settings}
 
 
 # import every experiment so that demonstrations register in the catalog

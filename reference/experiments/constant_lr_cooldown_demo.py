@@ -74,7 +74,7 @@ import numpy as np
 from .. import problems
 from .. import schedules as S
 from . import _mlp_runs as runs
-from . import register
+from . import register, with_defaults
 
 register(__name__, title="Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations",
          family="lr-schedule", authors="Hägele, Bakouch, Kosson, Ben Allal, Von Werra, Jaggi", year=2024,
@@ -106,10 +106,7 @@ def run(**settings):
     steps per (rate, seed) for all budgets: the constant run plus the cooldowns, and the cosines);
     ``branch_states`` (the copies taken at ``T - D``, for checking); ``settings``.
     """
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"constant_lr_cooldown_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     s["problem"] = {**DEFAULTS["problem"], **settings.get("problem", {})}
     budgets = tuple(int(b) for b in s["budgets"])
     lrs, seeds, W = tuple(float(x) for x in s["peak_lrs"]), tuple(s["seeds"]), int(s["warmup_steps"])

@@ -57,6 +57,7 @@ import math
 import numpy as np
 
 from .. import optim
+from . import with_defaults
 
 __all__ = ["loss_and_grad", "wall_bias", "run", "plot", "METHODS", "DEFAULTS"]
 
@@ -188,10 +189,7 @@ def run(**settings):
     the wall at ``w = wall_w``, with ``peak_over_median``) and the
     ``settings`` used.
     """
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"exploding_gradients.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     lrs, seeds = tuple(float(v) for v in s["lrs"]), tuple(int(v) for v in s["seeds"])
     for lr in lrs:
         optim.check_lr("lrs", lr, "exploding_gradients")

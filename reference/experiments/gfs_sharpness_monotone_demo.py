@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
-from . import register
+from . import register, with_defaults
 from .. import problems
 
 register(__name__, title="Gradient Descent Monotonically Decreases the Sharpness of Gradient Flow Solutions in "
@@ -135,10 +135,7 @@ def run(**settings):
     """``runs[seed]``: ``lr``, ``edge`` (``2 / lr``), ``balanced`` (the flattest minimiser's
     sharpness), per-step ``loss``, ``sharpness`` (iterate) and ``gfs_sharpness``, and a
     ``summary``."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"gfs_sharpness_monotone_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "runs": {seed: _one(s, seed) for seed in s["seeds"]}}
 
 

@@ -89,7 +89,7 @@ import numpy as np
 from .. import problems
 from .. import schedules as S
 from . import _mlp_runs as runs
-from . import register
+from . import register, with_defaults
 
 register(__name__, title="Straight to Zero: Why Linearly Decaying the Learning Rate to Zero Works Best for LLMs",
          family="lr-schedule", authors="Bergsma, Dey, Gosal, Gray, Soboleva, Hestness", year=2025,
@@ -142,10 +142,7 @@ def run(**settings):
     and ``ema`` (the schedules at the best peak rates of the longest length and their coefficients
     ``c_{T,i}``); and the ``settings``.
     """
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"linear_decay_to_zero_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     s["problem"] = {**DEFAULTS["problem"], **settings.get("problem", {})}
     steps, lrs, seeds = tuple(int(T) for T in s["steps"]), tuple(float(x) for x in s["peak_lrs"]), tuple(s["seeds"])
     prob = problems.create("regression_1d", **s["problem"])

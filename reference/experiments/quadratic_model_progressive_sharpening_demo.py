@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _eos, register
+from . import _eos, register, with_defaults
 
 register(__name__, title="Second-order regression models exhibit progressive sharpening to the edge of stability",
          authors="Agarwala, Pedregosa, Pennington", year=2023, arxiv="2210.04860", family="sharpness")
@@ -105,11 +105,7 @@ def run(**settings):
     lambda / 2``), ``loss``, the linear (``Q = 0``) control and a ``summary``; ``single[seed]``
     (M=1): ``eta_lambda`` per step and a ``summary`` (``initial``, ``gradient_flow``, ``final``
     values of ``eta lambda``, ``final_loss``)."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"quadratic_model_progressive_sharpening_demo.run: unknown settings {unknown}; "
-                        f"valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "multi": {seed: _multi(s, seed) for seed in s["seeds"]},
             "single": {seed: _single(s, seed) for seed in s["seeds"]}}
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _eos, register
+from . import _eos, register, with_defaults
 from .. import optim
 
 register(__name__, title="SAM operates far from home: eigenvalue regularization as a dynamical phenomenon",
@@ -119,10 +119,7 @@ def run(**settings):
     SAM-ratio summary) for ``run`` in ``gd``, ``usam_<rho>``, ``sam_<rho>``) and the quadratic
     regression model runs (``qrm[seed]``: ``lr``, ``rho``, ``lambda_gf``, ``lambda_usam``, NTK
     eigenvalue and loss per step for GD and USAM)."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sam_edge_of_stability_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "mlp": {seed: _mlp(s, seed) for seed in s["seeds"]},
             "qrm": {seed: _qrm(s, seed) for seed in s["qrm_seeds"]}}
 

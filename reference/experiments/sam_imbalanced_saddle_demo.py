@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register, with_defaults
 from .. import curvature, optim, problems
 
 register(__name__, title="Escaping Saddle Points for Effective Generalization on Class-Imbalanced Data",
@@ -111,10 +111,7 @@ def run(**settings):
     and minority test accuracy, and ``lambda_min``/``lambda_max`` of the minority loss Hessian (with
     ``dense=True``, the default, also its whole ``spectrum`` and its ``positive_mass`` and
     ``negative_mass``). ``problem``: settings of ``long_tailed_blobs``."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sam_imbalanced_saddle_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     s["problem"] = {**DEFAULTS["problem"], **s["problem"]}
     if not 0 <= s["drw_step"] <= s["steps"]:
         raise ValueError(f"sam_imbalanced_saddle_demo.run: drw_step must be in [0, steps], got {s['drw_step']}")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register, with_defaults
 from .. import curvature, optim, problems, train
 
 register(__name__, title="When Vision Transformers Outperform ResNets without Pre-training or Strong Data "
@@ -72,10 +72,7 @@ def run(**settings):
     """Per seed (``runs[seed]``), for ``adam`` and ``sam``: the minibatch loss per step, the final
     full training loss and accuracy, the test loss and accuracy, ``lambda_max`` of the training loss,
     and the first block's active-unit fractions. ``problem``: settings for ``mixer_shapes``."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sam_mixer_smoothness_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "runs": {seed: _seed(s, seed) for seed in s["seeds"]}}
 
 

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register, with_defaults
 from .. import curvature, problems, tree
 
 register(__name__, title="An SDE for Modeling SAM: Theory and Insights",
@@ -188,10 +188,7 @@ def run(**settings):
     and a Monte Carlo check of the exact discrete moments; ``drift``: the remainders ``||grad f(x +
     rho d) - grad f~(x)||`` for USAM and SAM over ``rho``; ``saddle``: per method the share of runs
     still near the saddle after each step."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sam_sde_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "weak": _weak_error(s), "drift": _drift(s), "saddle": _saddle(s)}
 
 

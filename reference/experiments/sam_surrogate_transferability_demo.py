@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register, with_defaults
 from .. import curvature, optim, problems, train
 
 register(__name__, title="Going Further: Flatness at the Rescue of Early Stopping for Adversarial Example "
@@ -156,11 +156,7 @@ def run(**settings):
     ``sam_large``): ``clean_accuracy``, ``train_accuracy``, ``sharpness`` (Hessian ``lambda_max``),
     ``fgm_white_box``, ``fgm_transfer``, ``pgd_white_box``, ``pgd_transfer``; and
     ``target_clean_accuracy``. ``result["mean"][surrogate][key]``: the means over seeds."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sam_surrogate_transferability_demo.run: unknown settings {unknown}; "
-                        f"valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     if s["norm"] not in ("l2", "linf"):
         raise ValueError(f"sam_surrogate_transferability_demo.run: norm must be 'l2' or 'linf', got {s['norm']!r}")
     seeds = {seed: _one_seed(s, seed) for seed in s["seeds"]}

@@ -43,7 +43,7 @@ import math
 
 import numpy as np
 
-from . import register
+from . import register, with_defaults
 from .. import curvature, optim, problems, train
 
 register(__name__, title="SAMformer: Unlocking the Potential of Transformers in Time Series Forecasting with "
@@ -96,10 +96,7 @@ def run(**settings):
     its maximum ``log D``, and for ``adam``, ``sam`` (attention model) and ``linear`` (linear model,
     Adam): the training loss per step, the final training and test MSE, the relative excess of the
     test MSE over the oracle's, and for the attention runs the entropy and ``lambda_max``."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"samformer_toy_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "runs": {seed: _seed(s, seed) for seed in s["seeds"]}}
 
 

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register, with_defaults
 
 register(__name__, title="A Precise Characterization of SGD Stability Using Loss Surface Geometry",
          authors="Dexter, Ocejo, Keerthi, Gupta, Acharya, Khanna", year=2024, arxiv="2401.12332",
@@ -171,10 +171,7 @@ def run(**settings):
     (same, without replacement), ``bracket[alignment][B]`` (the stable-below and unstable-above
     steps times ``lambda_max / 2``), ``coherence[alignment]`` (``s^2 / lambda^2``), and the Monte Carlo
     check ``mc``."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sgd_linear_stability_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     critical, without, brackets, coherence = {}, {}, {}, {}
     for c in s["alignments"]:
         Hs = example_hessians(s["d"], s["n"], c)                     # lambda_max(H) = 1

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register, with_defaults
 from .. import optim, problems
 
 register(__name__, title="Sharpness Minimization Algorithms Do Not Only Minimize Sharpness To Achieve Better "
@@ -138,11 +138,7 @@ def run(**settings):
     """``result["bias"][seed]`` and ``result["no_bias"][seed]``: for ``gd``, ``sam`` and the
     constructions (``flattest_memorizing`` with bias only, ``flattest_parity``): ``trace`` (exact
     Hessian trace), ``train_mse``, ``test_mse``; and ``lower_bound`` (the flattest possible trace)."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sharpness_not_generalization_demo.run: unknown settings {unknown}; "
-                        f"valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "bias": {sd: _setting(s, sd, True) for sd in s["seeds"]},
             "no_bias": {sd: _setting(s, sd, False) for sd in s["seeds"]}}
 

@@ -74,7 +74,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from . import register
+from . import register, with_defaults
 
 register(__name__, title="Towards Robust Out-of-Distribution Generalization Bounds via Sharpness",
          authors="Zou, Kawaguchi, Liu, Liu, Lee, Hsu", year=2024, arxiv="2403.06392", family="sharpness")
@@ -154,10 +154,7 @@ def run(**settings):
     ``hess_tr``, ``reg_hess_max``, ``weight_norm2``, ``bound``), the scalars ``distance``,
     ``distance_only_bound``, ``spearman_ood_sharpness``, ``spearman_gap_sharpness``, the training
     data and its Hessian ``H_hat``."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sharpness_ood_bound_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "seeds": {seed: _one_seed(s, seed) for seed in s["seeds"]}}
 
 

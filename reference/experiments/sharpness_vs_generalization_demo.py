@@ -53,7 +53,7 @@ import itertools
 import numpy as np
 from scipy import stats
 
-from . import _mlp_runs, register
+from . import _mlp_runs, register, with_defaults
 from .. import curvature, problems
 
 register(__name__, title="A Modern Look at the Relationship between Sharpness and Generalization",
@@ -157,11 +157,7 @@ def run(**settings):
     ``batch_size``, ``rho``, ``train_error``, ``test_error``, ``train_loss``, ``adaptive_sharpness``,
     ``standard_sharpness``) and ``tau`` (Kendall tau of each sharpness with the test error and with
     the learning rate, and of the test error with the learning rate)."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"sharpness_vs_generalization_demo.run: unknown settings {unknown}; "
-                        f"valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     return {"settings": s, "seeds": {seed: _one_seed(s, seed) for seed in s["seeds"]}}
 
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import optim, problems
-from . import register
+from . import register, with_defaults
 
 register(__name__, title="Old Optimizer, New Norm: An Anthology", authors="Bernstein, Newhouse", year=2024,
          arxiv="2409.20325", family="optimizer-first-order")
@@ -177,10 +177,7 @@ def run(**settings):
     error to ``U V^T``), ``curves`` (``[scheme, lr, seed, step]`` losses), ``final`` (``[scheme, lr,
     seed]``), ``best`` (``[scheme, seed]``: the lowest final loss over the step sizes), ``schemes``,
     ``lrs`` and the ``settings``."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"steepest_descent_norms_demo.run: unknown settings {unknown}; valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     rng = np.random.default_rng(s["seed"])
     curves = np.array([[[_train(sc, lr, seed, s) for seed in s["seeds"]] for lr in s["lrs"]] for sc in SCHEMES])
     final = curves[..., -1]

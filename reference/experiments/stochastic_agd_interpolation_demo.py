@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import register
+from . import register, with_defaults
 
 register(__name__, title="Faster Convergence of Stochastic Accelerated Gradient Descent under Interpolation",
          authors="Mishkin, Pilanci, Schmidt", year=2024, arxiv="2404.02378", family="optimizer-first-order")
@@ -109,11 +109,7 @@ def run(**settings):
     suboptimality every ``check_every`` steps), ``noisy`` (``[method, seed, check]``, the
     non-interpolating runs), ``noisy_floor`` (``[method, seed]``: the smallest relative
     suboptimality reached), and the ``settings``."""
-    unknown = sorted(set(settings) - set(DEFAULTS))
-    if unknown:
-        raise TypeError(f"stochastic_agd_interpolation_demo.run: unknown settings {unknown}; "
-                        f"valid: {sorted(DEFAULTS)}")
-    s = {**DEFAULTS, **settings}
+    s = with_defaults(__name__, DEFAULTS, settings)
     iters = np.zeros((len(METHODS), len(s["kappas"]), len(s["seeds"])), dtype=int)
     consts = np.zeros((len(s["kappas"]), len(s["seeds"]), 3))
     curves = [[[None] * len(s["seeds"]) for _ in s["kappas"]] for _ in METHODS]
