@@ -65,7 +65,7 @@ import math
 
 from .. import tree
 from ..backend import xp_of
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 #: the step-rule constant of the authors' code: a_k^2 = STEP_CONSTANT (1 + gamma A_{k-1}) A_k / L
 STEP_CONSTANT = 0.4
@@ -101,8 +101,7 @@ class ACoder(Optimizer):
         check_range("lipschitz", hp["lipschitz"], 0.0, low_open=True, where=where)
         check_range("gamma", hp["gamma"], 0.0, where=where)
         bs = hp["block_size"]
-        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-            raise ValueError(f"{where}: block_size must be an integer >= 1, got {bs!r}")
+        check_int("block_size", bs, 1, where=where)
         if hp["prox"] is not None and not callable(hp["prox"]):
             raise ValueError(f"{where}: prox must be None or a callable prox(params, step)")
         if hp["prox"] is None and hp["gamma"] > 0:

@@ -63,11 +63,10 @@ Slots: ``momentum_buffer`` and ``v_squared`` (a 0-d array per tensor).
 """
 from __future__ import annotations
 
-import numbers
 
 from .. import tree
 from ..backend import xp_of
-from .base import Optimizer, check_range, register
+from .base import Optimizer, check_int, check_range, register
 
 __all__ = ["AdaGO", "newton_schulz", "orthogonalize_svd", "NS_COEFFICIENTS"]
 
@@ -123,8 +122,7 @@ class AdaGO(Optimizer):
         check_range("weight_decay", hp["weight_decay"], 0.0, where=self.name)
         check_range("ns_eps", hp["ns_eps"], 0.0, where=self.name)
         steps = hp["ns_steps"]
-        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-            raise ValueError(f"{self.name}: ns_steps must be an integer >= 1, got {steps!r}")
+        check_int("ns_steps", steps, 1, where=self.name)
         if hp["orthogonalization"] not in ORTHOGONALIZATIONS:
             raise ValueError(f"{self.name}: orthogonalization must be one of {ORTHOGONALIZATIONS}, "
                              f"got {hp['orthogonalization']!r}")

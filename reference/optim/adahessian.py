@@ -72,7 +72,7 @@ import numpy as np
 
 from .. import curvature, tree
 from ..backend import fuse, xp_of
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 from .common import bias_correction, decoupled_decay
 
 SPATIAL_AVERAGES = ("kernel", "row", "none")
@@ -152,8 +152,7 @@ class AdaHessian(Optimizer):
         for name in ("n_samples", "seed"):
             value = hp[name]
             low = 1 if name == "n_samples" else 0
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{self.name}: {name} must be an integer >= {low}, got {value!r}")
+            check_int(name, value, low, where=self.name)
 
     def init_slots(self, params):
         return {"m": tree.zeros_like(params), "v": tree.zeros_like(params), "seed": int(self.hparams["seed"])}

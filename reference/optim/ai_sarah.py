@@ -108,7 +108,7 @@ import numpy as np
 from .. import autograd as ag
 from .. import tree
 from ..backend import xp_of
-from .base import Optimizer, check_grads, check_lr, check_range, register
+from .base import Optimizer, check_grads, check_int, check_lr, check_range, register
 
 __all__ = ["SARAH", "AISARAH", "implicit_step", "run"]
 
@@ -116,12 +116,6 @@ __all__ = ["SARAH", "AISARAH", "implicit_step", "run"]
 def _sq_norm(a):
     """``||a||^2`` of a tree as a Python float (a host sync, on purpose)."""
     return float(tree.vdot(a, a))
-
-
-def _check_int(name, value, low, where):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------
@@ -150,7 +144,7 @@ class SARAH(Optimizer):
         check_lr("lr", hp["lr"], self.name)
         if callable(hp["lr"]):
             raise ValueError(f"{self.name}: lr must be a number (SARAH's step is constant), got a callable")
-        _check_int("inner_steps", hp["inner_steps"], 1, self.name)
+        check_int("inner_steps", hp["inner_steps"], 1, where=self.name)
 
     def init_slots(self, params):
         return {"v": tree.zeros_like(params), "w_prev": tree.zeros_like(params), "inner": 0}

@@ -66,12 +66,11 @@ exactly (tested), and ``gamma = 0`` alone is PGD adversarial training.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from ..backend import xp_of
-from .base import check_range, create, register
+from .base import check_int, check_range, create, register
 from .sam import SAM, check_inner, safe_scale
 
 __all__ = ["AWP", "pgd_attack", "awp_perturbation", "INPUT_CAPABILITIES"]
@@ -135,8 +134,7 @@ class AWP(SAM):
         check_range("eps", hp["eps"], 0.0, where=self.name)
         for name in ("pgd_steps", "seed"):
             v = hp[name]
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-                raise ValueError(f"{self.name}: {name} must be an integer >= 0, got {v!r}")
+            check_int(name, v, 0, where=self.name)
         for name in ("random_start", "weights_only"):
             if not isinstance(hp[name], bool):
                 raise ValueError(f"{self.name}: {name} must be True or False, got {hp[name]!r}")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 
 import numpy as np
 
@@ -95,6 +96,14 @@ def check_range(name, value, low=-math.inf, high=math.inf, low_open=False, high_
     if bad:
         raise ValueError(f"{prefix}{name}={value!r} is out of range: expected {interval}")
     return v
+
+
+def check_int(name, value, low=0, where=""):
+    """Raise ``ValueError`` unless ``value`` is an integer (not a bool) ``>= low``; return it as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(f"{prefix}{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
 
 
 def check_lr(name, value, where=""):

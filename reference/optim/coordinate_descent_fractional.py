@@ -153,6 +153,7 @@ import math
 import numpy as np
 
 from .. import catalog
+from .base import check_int
 
 __all__ = ["coordinate_descent_fractional", "fractional_subproblem", "parametric_subproblem",
            "fractional_topk_subproblem", "parametric_topk_subproblem", "coordinate_subproblem", "stationarity_gap"]
@@ -377,8 +378,7 @@ def coordinate_descent_fractional(problem, x0=None, sweeps=100, variant="fractio
         raise ValueError(f"{where}: variant must be one of {VARIANTS}, got {variant!r}")
     if rule not in RULES:
         raise ValueError(f"{where}: rule must be one of {RULES}, got {rule!r}")
-    if isinstance(sweeps, bool) or not isinstance(sweeps, int) or sweeps < 0:
-        raise ValueError(f"{where}: sweeps must be an integer >= 0, got {sweeps!r}")
+    check_int("sweeps", sweeps, 0, where=where)
     for name, value in (("theta", theta), ("tol", tol)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value!r}")

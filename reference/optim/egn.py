@@ -79,7 +79,7 @@ import math
 
 from .. import tree
 from ..backend import xp_of
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 __all__ = ["EGN", "egn_direction", "require_outputs"]
 
@@ -157,8 +157,7 @@ class EGN(Optimizer):
         check_range("regularization_decrease", hp["regularization_decrease"], 0.0, 1.0, low_open=True, where=w)
         check_range("momentum", hp["momentum"], 0.0, 1.0, high_open=True, where=w)
         v = hp["max_line_search_steps"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"{w}: max_line_search_steps must be an integer >= 0, got {v!r}")
+        check_int("max_line_search_steps", v, 0, where=w)
         for name in ("line_search", "adaptive_regularization"):
             if not isinstance(hp[name], bool):
                 raise ValueError(f"{w}: {name} must be True or False, got {hp[name]!r}")

@@ -42,13 +42,12 @@ experiments compare with SGDM at equal settings), ``seed = 0``.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from ..backend import fuse
 from .. import tree
-from .base import Optimizer, check_range, register
+from .base import Optimizer, check_int, check_range, register
 from .common import l2_gradient
 
 __all__ = ["ExpScaledSGDM", "exponential_scale"]
@@ -79,8 +78,7 @@ class ExpScaledSGDM(Optimizer):
         check_range("beta", hp["beta"], 0.0, 1.0, high_open=True, where=self.name)
         check_range("weight_decay", hp["weight_decay"], 0.0, where=self.name)
         seed = hp["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"{self.name}: seed must be an integer >= 0, got {seed!r}")
+        check_int("seed", seed, 0, where=self.name)
 
     def init_slots(self, params):
         return {"m": tree.zeros_like(params), "seed": int(self.hparams["seed"]), "scale": 1.0}

@@ -75,12 +75,11 @@ and ``"sub_step"`` (steps since the last reset).
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 
 from ..backend import fuse, xp_of
-from .base import Optimizer, check_range, register
+from .base import Optimizer, check_int, check_range, register
 from ._projection import clamp_rank, project, project_back, random_basis, svd_basis
 from .common import bias_correction
 
@@ -146,8 +145,7 @@ class Frugal(Optimizer):
         check_range("state_free_lr_scale", hp["state_free_lr_scale"], 0.0, where=self.name)
         for key, low in (("update_gap", 1), ("seed", 0)):
             v = hp[key]
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-                raise ValueError(f"{self.name}: {key} must be an integer >= {low}, got {v!r}")
+            check_int(key, v, low, where=self.name)
         for key, allowed in (("projection", PROJECTIONS), ("state_free", STATE_FREE_RULES),
                              ("block_order", BLOCK_ORDERS)):
             if hp[key] not in allowed:

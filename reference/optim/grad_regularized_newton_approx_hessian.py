@@ -59,11 +59,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from .. import curvature, tree
 from ..backend import xp_of
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 HESSIANS = ("exact", "diagonal", "fisher")
 
@@ -115,8 +114,7 @@ class GradRegularizedNewton(Optimizer):
         if not isinstance(hp["adaptive_search"], bool):
             raise ValueError(f"{self.name}: adaptive_search must be True or False, got {hp['adaptive_search']!r}")
         v = hp["max_trials"]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{self.name}: max_trials must be an integer >= 1, got {v!r}")
+        check_int("max_trials", v, 1, where=self.name)
 
     def init_slots(self, params):
         return {"gamma": float(self.hparams["gamma0"]), "lambda": None, "trials": 0}

@@ -76,7 +76,7 @@ import numpy as np
 
 from .. import tree
 from ..backend import xp_of
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 RULES = ("gs", "gsl", "gsd", "gsq", "random", "lipschitz_sampling", "cyclic")
 PARTITIONS = ("order", "sort", "variable")
@@ -137,11 +137,9 @@ class GreedyBlockCoordinateDescent(Optimizer):
             if value not in options:
                 raise ValueError(f"{where}: {name} must be one of {options}, got {value!r}")
         bs = hp["block_size"]
-        if isinstance(bs, bool) or not isinstance(bs, numbers.Integral) or bs < 1:
-            raise ValueError(f"{where}: block_size must be an integer >= 1, got {bs!r}")
+        check_int("block_size", bs, 1, where=where)
         seed = hp["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"{where}: seed must be an integer >= 0, got {seed!r}")
+        check_int("seed", seed, 0, where=where)
         if hp["partition"] == "variable" and hp["rule"] not in VARIABLE_RULES:
             raise ValueError(f"{where}: with partition='variable' the rule must be one of {VARIABLE_RULES}, "
                              f"got {hp['rule']!r}")

@@ -55,6 +55,7 @@ import numpy as np
 
 from .. import catalog
 from ..problems.composite import round_to_polytope
+from .base import check_int
 
 __all__ = ["mirror_sinkhorn", "default_step_scale"]
 
@@ -90,8 +91,7 @@ def mirror_sinkhorn(problem, steps, step_scale=None, grad_bound=None, first="row
         if getattr(problem, cap, None) is None:
             raise TypeError(f"{where}: the problem must offer the marginals problem.a and problem.b "
                             f"(e.g. reference.problems' optimal_transport); {type(problem).__name__} has no {cap!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{where}: steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps, 1, where=where)
     if first not in ("rows", "columns"):
         raise ValueError(f"{where}: first must be 'rows' or 'columns', got {first!r}")
     if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):

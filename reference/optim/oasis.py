@@ -55,12 +55,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from .. import tree
 from ..backend import xp_of
 from .adahessian import hutchinson_diagonal, require_hvp
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 DIFFERENCES = ("stored", "same_batch")
 
@@ -101,8 +100,7 @@ class OASIS(Optimizer):
                              f"got {hp['gradient_difference']!r}")
         for name, low in (("init_samples", 1), ("seed", 0)):
             v = hp[name]
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{self.name}: {name} must be an integer >= {low}, got {v!r}")
+            check_int(name, v, low, where=self.name)
 
     def init_slots(self, params):
         zeros = tree.zeros_like(params)

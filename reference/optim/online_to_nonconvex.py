@@ -65,13 +65,12 @@ Lipschitz constant G and the budget), so these are small safe values.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from ..backend import fuse, xp_of
 from .. import tree
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 __all__ = ["OnlineToNonconvex", "uniform_point", "eval_params"]
 
@@ -112,8 +111,7 @@ class OnlineToNonconvex(Optimizer):
         check_range("D", hp["D"], 0.0, math.inf, low_open=True, where=self.name, allow_inf=True)
         for key, low in (("T", 1), ("seed", 0)):
             v = hp[key]
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-                raise ValueError(f"{self.name}: {key} must be an integer >= {low}, got {v!r}")
+            check_int(key, v, low, where=self.name)
         if not isinstance(hp["reset"], bool):
             raise ValueError(f"{self.name}: reset must be True or False, got {hp['reset']!r}")
 

@@ -76,13 +76,12 @@ sampled}, "m", "v", "basis": {key: array}}``.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from .. import autograd as ag
 from ..backend import fuse, to_numpy, xp_of
-from .base import Optimizer, check_range, register
+from .base import Optimizer, check_int, check_range, register
 from ._projection import project, project_back, svd_basis
 
 __all__ = ["OwLore", "layer_of", "layers_of", "outlier_ratio", "outlier_probabilities", "sample_layers",
@@ -183,8 +182,7 @@ class OwLore(Optimizer):
         for key, low in (("active_layers", 1), ("sampling_period", 1), ("rank", 1), ("update_proj_gap", 1),
                          ("seed", 0)):
             v = hp[key]
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
-                raise ValueError(f"{self.name}: {key} must be an integer >= {low}, got {v!r}")
+            check_int(key, v, low, where=self.name)
         if hp["sampling"] not in ("outlier", "uniform"):
             raise ValueError(f"{self.name}: sampling must be 'outlier' or 'uniform', got {hp['sampling']!r}")
         probs = hp["layer_probabilities"]

@@ -75,7 +75,7 @@ import numpy as np
 from .. import curvature, tree
 from ..backend import xp_of
 from .adahessian import require_hvp
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 METHODS = ("exact", "krylov")
 
@@ -139,8 +139,7 @@ class SaddleFreeNewton(Optimizer):
         check_range("damping", hp["damping"], 0.0, where=self.name)
         for name in ("krylov_dim", "n_damping"):
             v = hp[name]
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{self.name}: {name} must be an integer >= 1, got {v!r}")
+            check_int(name, v, 1, where=self.name)
         for name in ("line_search", "saddle_free"):
             if not isinstance(hp[name], bool):
                 raise ValueError(f"{self.name}: {name} must be True or False, got {hp[name]!r}")

@@ -97,6 +97,7 @@ import numpy as np
 
 from .. import autograd as ag
 from .. import catalog
+from .base import check_int
 
 __all__ = ["scaled_trust_region", "scaling_vector", "SCALINGS", "coleman_li", "heinkenschloss", "kanzow_klug"]
 
@@ -253,8 +254,7 @@ def scaled_trust_region(system, scaling="convex", weights=None, x0=None, max_ite
     for name, v in (("theta", theta), ("beta1", beta1), ("beta2", beta2)):
         if not (isinstance(v, (int, float)) and 0.0 < v < 1.0):
             raise ValueError(f"{where}: {name} must lie in (0, 1), got {v!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"{where}: max_iter must be an integer >= 1, got {max_iter!r}")
+    check_int("max_iter", max_iter, 1, where=where)
     if scaling != "convex" and scaling not in SCALINGS:
         raise ValueError(f"{where}: scaling must be one of {sorted(SCALINGS) + ['convex']}, got {scaling!r}")
     if scaling == "convex":

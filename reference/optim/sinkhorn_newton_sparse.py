@@ -104,6 +104,7 @@ import scipy.sparse
 
 from .. import catalog
 from ..problems.composite import sinkhorn_step
+from .base import check_int
 
 __all__ = ["sinkhorn_newton_sparse", "lyapunov", "lyapunov_hessian", "sparsify", "sinkhorn_step", "plan", "projected_cg",
            "marginal_error"]
@@ -227,8 +228,7 @@ def sinkhorn_newton_sparse(problem, sinkhorn_steps=100, newton_steps=50, rho_kee
     if getattr(problem, "rho", 0.0):
         raise ValueError(f"{where}: the problem must be entropic OT (rho = 0), got rho = {problem.rho!r}")
     for name, value in (("sinkhorn_steps", sinkhorn_steps), ("newton_steps", newton_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{where}: {name} must be an integer >= 0, got {value!r}")
+        check_int(name, value, 0, where=where)
     for name, value, low, high in (("tol", tol, 0.0, math.inf), ("cg_tol", cg_tol, 0.0, 1.0), ("c1", c1, 0.0, 1.0)):
         if not (isinstance(value, (int, float)) and low <= value < high):
             raise ValueError(f"{where}: {name} must be in [{low}, {high}), got {value!r}")

@@ -63,6 +63,7 @@ import numpy as np
 
 from .. import autograd as ag
 from .. import catalog
+from .base import check_int
 
 __all__ = ["sketched_sqp", "sketch_and_project", "exact_augmented_lagrangian"]
 
@@ -178,8 +179,7 @@ def sketched_sqp(problem, x0=None, lam0=None, max_iter=200, tol=1e-8, sketch="ka
     if sketch not in ("kaczmarz", "gaussian"):
         raise ValueError(f"{where}: sketch must be 'kaczmarz' or 'gaussian', got {sketch!r}")
     for name, v in (("max_iter", max_iter), ("sketch_size", sketch_size), ("max_inner", max_inner)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{where}: {name} must be an integer >= 1, got {v!r}")
+        check_int(name, v, 1, where=where)
     theta_of = theta if callable(theta) else (lambda k: theta)
     rng = np.random.default_rng(seed)
     x = np.array(problem.x0 if x0 is None else x0, dtype=np.float64)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 
 from .. import tree
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 
 class _IdentityTargets:
@@ -82,8 +82,7 @@ class SSO(Optimizer):
     def check(self, hp):
         super().check(hp)
         k = hp["inner_steps"]
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"{self.name}: inner_steps must be an integer >= 1, got {k!r}")
+        check_int("inner_steps", k, 1, where=self.name)
         if not callable(hp["inner_lr"]):
             check_range("inner_lr", hp["inner_lr"], 0.0, math.inf, low_open=True, where=self.name)
 

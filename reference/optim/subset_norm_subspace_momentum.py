@@ -79,7 +79,7 @@ import math
 import numbers
 
 from ..backend import fuse, xp_of
-from .base import Optimizer, check_range, register
+from .base import Optimizer, check_int, check_range, register
 from ._projection import clamp_rank, project, project_back, svd_basis
 
 __all__ = ["SubsetNormSubspaceMomentum", "subset_layout", "subset_sums", "closest_divisor_at_most"]
@@ -152,8 +152,7 @@ class SubsetNormSubspaceMomentum(Optimizer):
         check_range("weight_decay", hp["weight_decay"], 0.0, where=self.name)
         for key in ("rank", "update_proj_gap"):
             v = hp[key]
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{self.name}: {key} must be an integer >= 1, got {v!r}")
+            check_int(key, v, 1, where=self.name)
         s = hp["subset_size"]
         if s not in ("heuristics", "sqrt") and (isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1):
             raise ValueError(f"{self.name}: subset_size must be 'heuristics', 'sqrt' or an integer >= 1, got {s!r}")

@@ -98,7 +98,7 @@ import numpy as np
 from .. import curvature, tree
 from ..backend import xp_of
 from .adahessian import require_hvp
-from .base import Optimizer, check_grads, check_range, register
+from .base import Optimizer, check_grads, check_int, check_range, register
 
 CURVATURES = ("hessian", "empirical_fisher")
 
@@ -174,8 +174,7 @@ class ThermodynamicNGD(Optimizer):
             raise ValueError(f"{self.name}: curvature must be one of {CURVATURES}, got {hp['curvature']!r}")
         for name, low in (("refresh", 1), ("seed", 0)):
             v = hp[name]
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{self.name}: {name} must be an integer >= {low}, got {v!r}")
+            check_int(name, v, low, where=self.name)
 
     def init_slots(self, params):
         flat, _ = tree.flatten(params)
