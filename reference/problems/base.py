@@ -49,7 +49,25 @@ from ..autograd.functional import _nested
 from ..backend import xp_of
 from ..tree import check_keys, flatten
 
-__all__ = ["Problem", "Oracle"]
+__all__ = ["Problem", "Oracle", "check_int", "check_float"]
+
+
+def check_int(where, name, value, low):
+    """A problem setting as an int ``>= low``, or ``ValueError`` naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_float(where, name, value, low, strict=False):
+    """A problem setting as a finite float ``>= low`` (``> low`` when ``strict``), or ``ValueError`` naming it."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = None
+    if isinstance(value, bool) or v is None or not np.isfinite(v) or v < low or (strict and v == low):
+        raise ValueError(f"{where}: {name} must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}")
+    return v
 
 
 class Problem:

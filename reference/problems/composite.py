@@ -90,8 +90,7 @@ import numpy as np
 from .. import autograd as ag
 from ..backend import xp_of
 from . import register
-from .base import Problem
-from .convex import _float_setting, _int_setting
+from .base import Problem, check_float, check_int
 
 __all__ = ["SparseRegression", "soft_threshold", "scad_threshold", "mcp_threshold",
            "scad_penalty", "mcp_penalty", "PENALTIES", "MODELS", "SPLITS"]
@@ -184,9 +183,9 @@ L2 weight), ``correlation=0.0`` (in
                  split="dc", a=3.7, gamma=3.0, lam2=0.0, correlation=0.0, column_spread=0.0, seed=0):
         super().__init__()
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
-        self.n, self.d = _int_setting(where, "n", n, 1), _int_setting(where, "d", d, 1)
-        self.n_nonzero = _int_setting(where, "n_nonzero", n_nonzero, 0)
+        seed = check_int(where, "seed", seed, 0)
+        self.n, self.d = check_int(where, "n", n, 1), check_int(where, "d", d, 1)
+        self.n_nonzero = check_int(where, "n_nonzero", n_nonzero, 0)
         if self.n_nonzero > self.d:
             raise ValueError(f"{where}: n_nonzero must be <= d = {self.d}, got {n_nonzero!r}")
         for name, value, options in (("penalty", penalty, PENALTIES), ("model", model, MODELS),
@@ -194,15 +193,15 @@ L2 weight), ``correlation=0.0`` (in
             if value not in options:
                 raise ValueError(f"{where}: {name} must be one of {options}, got {value!r}")
         self.penalty, self.model, self.split = penalty, model, split
-        self.noise = _float_setting(where, "noise", noise, 0.0)
-        self.lam = _float_setting(where, "lam", lam, 0.0, strict=penalty != "none")
-        self.a = _float_setting(where, "a", a, 2.0, strict=True)
-        self.gamma = _float_setting(where, "gamma", gamma, 1.0, strict=True)
-        self.lam2 = _float_setting(where, "lam2", lam2, 0.0)
+        self.noise = check_float(where, "noise", noise, 0.0)
+        self.lam = check_float(where, "lam", lam, 0.0, strict=penalty != "none")
+        self.a = check_float(where, "a", a, 2.0, strict=True)
+        self.gamma = check_float(where, "gamma", gamma, 1.0, strict=True)
+        self.lam2 = check_float(where, "lam2", lam2, 0.0)
         if self.lam2 and penalty != "elastic_net":
             raise ValueError(f"{where}: lam2 is the elastic net's L2 weight; it needs penalty='elastic_net'")
-        self.column_spread = _float_setting(where, "column_spread", column_spread, 0.0)
-        self.correlation = _float_setting(where, "correlation", correlation, 0.0)
+        self.column_spread = check_float(where, "column_spread", column_spread, 0.0)
+        self.correlation = check_float(where, "correlation", correlation, 0.0)
         if self.correlation >= 1.0:
             raise ValueError(f"{where}: correlation must be in [0, 1), got {correlation!r}")
         rng = np.random.default_rng(seed)
@@ -482,10 +481,10 @@ class OptimalTransport(Problem):
     def __init__(self, n=5, m=6, eps=0.0, rho=0.0, seed=0):
         super().__init__()
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
-        self.n, self.m = _int_setting(where, "n", n, 1), _int_setting(where, "m", m, 1)
-        self.eps = _float_setting(where, "eps", eps, 0.0)
-        self.rho = _float_setting(where, "rho", rho, 0.0)
+        seed = check_int(where, "seed", seed, 0)
+        self.n, self.m = check_int(where, "n", n, 1), check_int(where, "m", m, 1)
+        self.eps = check_float(where, "eps", eps, 0.0)
+        self.rho = check_float(where, "rho", rho, 0.0)
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((self.n, 2))
         y = rng.standard_normal((self.m, 2)) + np.array([1.0, 0.0])

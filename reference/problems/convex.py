@@ -27,7 +27,7 @@ import scipy.special
 from .. import autograd as ag
 from ..backend import xp_of
 from . import register
-from .base import Problem
+from .base import Problem, check_float, check_int
 
 __all__ = ["Quadratic", "NoisyQuadratic", "LeastSquares", "LogisticRegression", "SoftmaxRegression",
            "Lasso", "random_rotation"]
@@ -36,23 +36,6 @@ __all__ = ["Quadratic", "NoisyQuadratic", "LeastSquares", "LogisticRegression", 
 # --------------------------------------------------------------------------
 # setting checks and shared helpers
 # --------------------------------------------------------------------------
-
-def _int_setting(where, name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _float_setting(where, name, value, low, strict=False):
-    """A finite float ``>= low`` (``> low`` when ``strict``)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = None
-    if isinstance(value, bool) or v is None or not np.isfinite(v) or v < low or (strict and v == low):
-        raise ValueError(f"{where}: {name} must be a finite number {'>' if strict else '>='} {low:g}, got {value!r}")
-    return v
-
 
 def random_rotation(dim, rng):
     """A rotation matrix drawn from the Haar measure on SO(dim).
@@ -164,18 +147,18 @@ class Quadratic(Problem):
                  noise=1.0, n_samples=100, seed=0):
         super().__init__()
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
+        seed = check_int(where, "seed", seed, 0)
         if eigenvalues is not None:
             for other, value in (("condition_number", condition_number), ("spectrum", spectrum), ("L", L)):
                 if value is not None:
                     raise ValueError(f"{where}: pass either eigenvalues or {other} (with dim), not both")
             eig = self._check_eigenvalues(where, eigenvalues, dim)
         else:
-            dim = _int_setting(where, "dim", 10 if dim is None else dim, 1)
+            dim = check_int(where, "dim", 10 if dim is None else dim, 1)
             if condition_number is None:
                 condition_number = 10.0 if dim > 1 else 1.0
-            kappa = _float_setting(where, "condition_number", condition_number, 1.0)
-            L = _float_setting(where, "L", 1.0 if L is None else L, 0.0, strict=True)
+            kappa = check_float(where, "condition_number", condition_number, 1.0)
+            L = check_float(where, "L", 1.0 if L is None else L, 0.0, strict=True)
             spectrum = "log" if spectrum is None else spectrum
             if spectrum not in ("log", "linear"):
                 raise ValueError(f"{where}: spectrum must be 'log' or 'linear', got {spectrum!r}")
@@ -183,8 +166,8 @@ class Quadratic(Problem):
                 raise ValueError(f"{where}: condition_number must be 1 when dim is 1 (one eigenvalue), got {kappa:g}")
             space = np.geomspace if spectrum == "log" else np.linspace
             eig = space(L / kappa, L, dim) if dim > 1 else np.array([L])
-        noise = _float_setting(where, "noise", noise, 0.0)
-        n_samples = _int_setting(where, "n_samples", n_samples, 1)
+        noise = check_float(where, "noise", noise, 0.0)
+        n_samples = check_int(where, "n_samples", n_samples, 1)
         self._build(eig, noise, n_samples, np.random.default_rng(seed), random_center=True)
 
     @staticmethod
@@ -288,11 +271,11 @@ class NoisyQuadratic(Quadratic):
     def __init__(self, noise=0.6, n_samples=1000, n_test=1000, jitter=0.0, seed=0):
         Problem.__init__(self)
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
-        noise = _float_setting(where, "noise", noise, 0.0)
-        n_samples = _int_setting(where, "n_samples", n_samples, 1)
-        n_test = _int_setting(where, "n_test", n_test, 0)
-        self.jitter = _float_setting(where, "jitter", jitter, 0.0)
+        seed = check_int(where, "seed", seed, 0)
+        noise = check_float(where, "noise", noise, 0.0)
+        n_samples = check_int(where, "n_samples", n_samples, 1)
+        n_test = check_int(where, "n_test", n_test, 0)
+        self.jitter = check_float(where, "jitter", jitter, 0.0)
         self.seeded_init = self.jitter > 0
         rng = np.random.default_rng(seed)
         eig = np.concatenate([rng.uniform(0.0, 1.0, 90), rng.uniform(30.0, 60.0, 10)])
@@ -310,7 +293,7 @@ def _design(where, n, d, condition_number, rng):
     """``X`` (n, d): Gaussian, or with ``X^T X / n`` having eigenvalues log-spaced in ``[1/kappa, 1]``."""
     if condition_number is None:
         return rng.standard_normal((n, d))
-    kappa = _float_setting(where, "condition_number", condition_number, 1.0)
+    kappa = check_float(where, "condition_number", condition_number, 1.0)
     if n < d:
         raise ValueError(f"{where}: condition_number needs n >= d (X^T X is singular otherwise), got n={n}, d={d}")
     U, _ = np.linalg.qr(rng.standard_normal((n, d)))          # orthonormal columns
@@ -355,10 +338,10 @@ class LeastSquares(_RidgePenalty, Problem):
     def __init__(self, n=100, d=10, noise=0.1, lam=0.0, condition_number=None, seed=0):
         super().__init__()
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
-        self.n, self.d = _int_setting(where, "n", n, 1), _int_setting(where, "d", d, 1)
-        self.noise = _float_setting(where, "noise", noise, 0.0)
-        self.lam = _float_setting(where, "lam", lam, 0.0)
+        seed = check_int(where, "seed", seed, 0)
+        self.n, self.d = check_int(where, "n", n, 1), check_int(where, "d", d, 1)
+        self.noise = check_float(where, "noise", noise, 0.0)
+        self.lam = check_float(where, "lam", lam, 0.0)
         rng = np.random.default_rng(seed)
         X = _design(where, self.n, self.d, condition_number, rng)
         self.w_true = rng.standard_normal(self.d)
@@ -444,10 +427,10 @@ class LogisticRegression(_RidgePenalty, Problem):
     def __init__(self, n=200, d=5, lam=1e-2, n_test=200, seed=0):
         super().__init__()
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
-        self.n, self.d = _int_setting(where, "n", n, 1), _int_setting(where, "d", d, 1)
-        self.n_test = _int_setting(where, "n_test", n_test, 0)
-        self.lam = _float_setting(where, "lam", lam, 0.0)
+        seed = check_int(where, "seed", seed, 0)
+        self.n, self.d = check_int(where, "n", n, 1), check_int(where, "d", d, 1)
+        self.n_test = check_int(where, "n_test", n_test, 0)
+        self.lam = check_float(where, "lam", lam, 0.0)
         rng = np.random.default_rng(seed)
         self.w_true = rng.standard_normal(self.d) * (2.0 / np.sqrt(self.d))
         self.b_true = 0.5 * rng.standard_normal()
@@ -554,12 +537,12 @@ class SoftmaxRegression(Problem):
     def __init__(self, n=150, d=4, n_classes=3, lam=1e-2, separation=1.0, n_test=150, seed=0):
         super().__init__()
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
-        self.n, self.d = _int_setting(where, "n", n, 1), _int_setting(where, "d", d, 1)
-        self.K = _int_setting(where, "n_classes", n_classes, 2)
-        self.n_test = _int_setting(where, "n_test", n_test, 0)
-        self.lam = _float_setting(where, "lam", lam, 0.0, strict=True)
-        self.separation = _float_setting(where, "separation", separation, 0.0)
+        seed = check_int(where, "seed", seed, 0)
+        self.n, self.d = check_int(where, "n", n, 1), check_int(where, "d", d, 1)
+        self.K = check_int(where, "n_classes", n_classes, 2)
+        self.n_test = check_int(where, "n_test", n_test, 0)
+        self.lam = check_float(where, "lam", lam, 0.0, strict=True)
+        self.separation = check_float(where, "separation", separation, 0.0)
         rng = np.random.default_rng(seed)
         self.means = self.separation * rng.standard_normal((self.K, self.d))
         self.data = self._draw(self.n, rng)
@@ -725,13 +708,13 @@ class Lasso(Problem):
     def __init__(self, n=50, d=20, n_nonzero=5, noise=0.1, lam=0.1, seed=0):
         super().__init__()
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
-        self.n, self.d = _int_setting(where, "n", n, 1), _int_setting(where, "d", d, 1)
-        self.n_nonzero = _int_setting(where, "n_nonzero", n_nonzero, 0)
+        seed = check_int(where, "seed", seed, 0)
+        self.n, self.d = check_int(where, "n", n, 1), check_int(where, "d", d, 1)
+        self.n_nonzero = check_int(where, "n_nonzero", n_nonzero, 0)
         if self.n_nonzero > self.d:
             raise ValueError(f"{where}: n_nonzero must be <= d = {self.d}, got {n_nonzero!r}")
-        self.noise = _float_setting(where, "noise", noise, 0.0)
-        self.lam = _float_setting(where, "lam", lam, 0.0, strict=True)
+        self.noise = check_float(where, "noise", noise, 0.0)
+        self.lam = check_float(where, "lam", lam, 0.0, strict=True)
         rng = np.random.default_rng(seed)
         X = rng.standard_normal((self.n, self.d))
         self.w_true = np.zeros(self.d)

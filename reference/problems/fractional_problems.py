@@ -68,8 +68,7 @@ import numpy as np
 from .. import autograd as ag
 from ..backend import xp_of
 from . import register
-from .base import Problem
-from .convex import _float_setting, _int_setting
+from .base import Problem, check_float, check_int
 
 __all__ = ["FractionalSparseRecovery", "FractionalSparseRecoveryTopK", "GeneralizedRayleigh", "topk_sum"]
 
@@ -95,8 +94,8 @@ class _Fractional(Problem):
 
     def __init__(self, dim, seed):
         super().__init__()
-        self.d = _int_setting(self.name, "dim", dim, 1)
-        self.seed = _int_setting(self.name, "seed", seed, 0)
+        self.d = check_int(self.name, "dim", dim, 1)
+        self.seed = check_int(self.name, "seed", seed, 0)
         self.param_shapes = {"x": (self.d,)}
 
     def _init(self, rng):
@@ -130,12 +129,12 @@ class FractionalSparseRecovery(_Fractional):
     def __init__(self, n=60, dim=30, n_nonzero=5, noise=0.01, lam=0.1, denominator="l2", seed=0):
         super().__init__(dim, seed)
         where = self.name
-        self.n = _int_setting(where, "n", n, 1)
-        self.n_nonzero = _int_setting(where, "n_nonzero", n_nonzero, 0)
+        self.n = check_int(where, "n", n, 1)
+        self.n_nonzero = check_int(where, "n_nonzero", n_nonzero, 0)
         if self.n_nonzero > self.d:
             raise ValueError(f"{where}: n_nonzero must be <= dim = {self.d}, got {n_nonzero!r}")
-        self.noise = _float_setting(where, "noise", noise, 0.0)
-        self.lam = _float_setting(where, "lam", lam, 0.0)
+        self.noise = check_float(where, "noise", noise, 0.0)
+        self.lam = check_float(where, "lam", lam, 0.0)
         if denominator not in ("l2", "quadratic_form"):
             raise ValueError(f"{where}: denominator must be 'l2' or 'quadratic_form', got {denominator!r}")
         self.denominator_kind = denominator
@@ -176,21 +175,21 @@ class FractionalSparseRecoveryTopK(_Fractional):
                  lam=None, seed=0):
         super().__init__(dim, seed)
         where = self.name
-        self.n = _int_setting(where, "n", n, 1)
-        self.n_nonzero = _int_setting(where, "n_nonzero", n_nonzero, 1)
+        self.n = check_int(where, "n", n, 1)
+        self.n_nonzero = check_int(where, "n_nonzero", n_nonzero, 1)
         if self.n_nonzero > self.d:
             raise ValueError(f"{where}: n_nonzero must be <= dim = {self.d}, got {n_nonzero!r}")
-        self.topk = self.n_nonzero if k is None else _int_setting(where, "k", k, 1)
+        self.topk = self.n_nonzero if k is None else check_int(where, "k", k, 1)
         if self.topk > self.d:
             raise ValueError(f"{where}: k must be <= dim = {self.d}, got {k!r}")
         if design not in ("sparse_nonnegative", "gaussian"):
             raise ValueError(f"{where}: design must be 'sparse_nonnegative' or 'gaussian', got {design!r}")
         self.design = design
-        self.density = _float_setting(where, "density", density, 0.0, strict=True)
+        self.density = check_float(where, "density", density, 0.0, strict=True)
         if self.density > 1.0:
             raise ValueError(f"{where}: density must be in (0, 1], got {density!r}")
-        self.noise = _float_setting(where, "noise", noise, 0.0)
-        self.lam = 0.1 / self.n if lam is None else _float_setting(where, "lam", lam, 0.0, strict=True)
+        self.noise = check_float(where, "noise", noise, 0.0)
+        self.lam = 0.1 / self.n if lam is None else check_float(where, "lam", lam, 0.0, strict=True)
         self.denominator_scale = self.lam
         rng = np.random.default_rng(self.seed)
         if design == "gaussian":

@@ -27,25 +27,9 @@ import numpy as np
 from .. import autograd as ag
 from .. import tree
 from . import register
-from .base import Problem
+from .base import Problem, check_float, check_int
 
 __all__ = ["QuadraticGame", "BilinearGame"]
-
-
-def _int_setting(where, name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _float_setting(where, name, value, low):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = None
-    if isinstance(value, bool) or v is None or not np.isfinite(v) or v < low:
-        raise ValueError(f"{where}: {name} must be a finite number >= {low:g}, got {value!r}")
-    return v
 
 
 @register("quadratic_game")
@@ -87,12 +71,12 @@ class QuadraticGame(Problem):
     def __init__(self, n=1000, dim_x=10, dim_y=10, mu=0.1, spread=1.0, seed=0):
         super().__init__()
         where = self.name
-        seed = _int_setting(where, "seed", seed, 0)
-        self.n = _int_setting(where, "n", n, 1)
-        self.dim_x = _int_setting(where, "dim_x", dim_x, 1)
-        self.dim_y = _int_setting(where, "dim_y", dim_y, 1)
-        self.mu = _float_setting(where, "mu", mu, 0.0)
-        self.spread = _float_setting(where, "spread", spread, 0.0)
+        seed = check_int(where, "seed", seed, 0)
+        self.n = check_int(where, "n", n, 1)
+        self.dim_x = check_int(where, "dim_x", dim_x, 1)
+        self.dim_y = check_int(where, "dim_y", dim_y, 1)
+        self.mu = check_float(where, "mu", mu, 0.0)
+        self.spread = check_float(where, "spread", spread, 0.0)
         if self.mu == 0.0 and self.dim_x != self.dim_y:
             raise ValueError(f"{where}: with mu = 0 the saddle point is unique only if dim_x == dim_y, "
                              f"got {self.dim_x} and {self.dim_y}")

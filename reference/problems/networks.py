@@ -36,35 +36,21 @@ Decisions written down here:
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from .. import nn
 from . import register
-from .base import Problem
+from .base import Problem, check_float, check_int
 
 __all__ = ["MLPTask", "TwoSpirals", "Blobs", "Checkerboard", "Regression1D"]
 
 
 # ---- setting checks (shared with shapes.py) --------------------------------
 
-def check_int(where, name, value, low):
-    """``value`` as an int ``>= low``, or ``ValueError`` naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{where}: {name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
 def check_nonnegative(where, name, value):
     """``value`` as a finite float ``>= 0``, or ``ValueError`` naming the setting."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value!r}") from None
-    if not (math.isfinite(v) and v >= 0.0):
-        raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value!r}")
-    return v
+    return check_float(where, name, value, 0.0)
 
 
 def check_widths(where, name, value):

@@ -7,7 +7,7 @@ import numpy as np
 from .. import autograd as ag
 from ..backend import to_numpy
 from . import register
-from .base import Problem
+from .base import Problem, check_int
 
 
 @register("rosenbrock")
@@ -60,13 +60,6 @@ class Rosenbrock(Problem):
 
 
 # ---- shared checks --------------------------------------------------------------
-
-def _int_at_least(problem, setting, value, low):
-    """``value`` as an int, or a ``ValueError`` naming ``setting`` when it is not an integer >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{problem}: {setting} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
 
 def _finite(problem, setting, value, low=None, strict=False):
     """``value`` as a float, or a ``ValueError`` naming ``setting`` when it is not finite (and above ``low``)."""
@@ -137,7 +130,7 @@ class Rastrigin(Problem):
 
     def __init__(self, dim=2, a=10.0, bound=5.12):
         super().__init__()
-        self.dim_ = _int_at_least("rastrigin", "dim", dim, 1)
+        self.dim_ = check_int("rastrigin", "dim", dim, 1)
         self.a = _finite("rastrigin", "a", a, low=0.0)
         self.bound = _finite("rastrigin", "bound", bound, low=0.0, strict=True)
         self.param_shapes = {"w": (self.dim_,)}
@@ -204,12 +197,12 @@ class MatrixSensing(Problem):
                  seed=0):
         super().__init__()
         name = "matrix_sensing"
-        self.n = _int_at_least(name, "n", n, 1)
-        self.rank = _int_at_least(name, "rank", rank, 1)
+        self.n = check_int(name, "n", n, 1)
+        self.rank = check_int(name, "rank", rank, 1)
         if self.rank > self.n:
             raise ValueError(f"{name}: rank must be <= n = {self.n}, got {rank!r}")
-        self.width = self.rank if width is None else _int_at_least(name, "width", width, 1)
-        self.measurements = _int_at_least(name, "measurements", measurements, 1)
+        self.width = self.rank if width is None else check_int(name, "width", width, 1)
+        self.measurements = check_int(name, "measurements", measurements, 1)
         self.init_scale = _finite(name, "init_scale", init_scale, low=0.0)
         if eigenvalues is None:
             eigenvalues = np.arange(self.rank, 0, -1) / self.rank
@@ -277,8 +270,8 @@ class PhaseRetrieval(Problem):
     def __init__(self, n=5, measurements=40, init_scale=1.0, seed=0):
         super().__init__()
         name = "phase_retrieval"
-        self.n = _int_at_least(name, "n", n, 1)
-        self.measurements = _int_at_least(name, "measurements", measurements, 1)
+        self.n = check_int(name, "n", n, 1)
+        self.measurements = check_int(name, "measurements", measurements, 1)
         self.init_scale = _finite(name, "init_scale", init_scale, low=0.0)
         rng = np.random.default_rng(seed)
         x_star = rng.standard_normal(self.n)
@@ -337,7 +330,7 @@ class ScalarNetwork(Problem):
 
     def __init__(self, depth=4, target=2.0, init_std=0.5):
         super().__init__()
-        self.depth = _int_at_least("scalar_network", "depth", depth, 1)
+        self.depth = check_int("scalar_network", "depth", depth, 1)
         self.target = _finite("scalar_network", "target", target)
         self.init_std = _finite("scalar_network", "init_std", init_std, low=0.0)
         self.param_shapes = {"w": (self.depth,)}
@@ -427,14 +420,14 @@ class DeepLinearNetwork(Problem):
         if len(sizes) < 2:
             raise ValueError(f"{name}: depth must be >= 1: sizes lists the input width then one width per layer, "
                              f"got sizes={sizes!r}")
-        self.sizes = tuple(_int_at_least(name, f"sizes[{i}]", s, 1) for i, s in enumerate(sizes))
+        self.sizes = tuple(check_int(name, f"sizes[{i}]", s, 1) for i, s in enumerate(sizes))
         self.depth = len(self.sizes) - 1
         d_in, d_out = self.sizes[0], self.sizes[-1]
         full = min(d_in, d_out)
-        self.rank = full if rank is None else _int_at_least(name, "rank", rank, 1)
+        self.rank = full if rank is None else check_int(name, "rank", rank, 1)
         if self.rank > full:
             raise ValueError(f"{name}: rank must be <= min(input, output width) = {full}, got {rank!r}")
-        self.n_train_ = _int_at_least(name, "n_train", n_train, 1)
+        self.n_train_ = check_int(name, "n_train", n_train, 1)
         self.noise = _finite(name, "noise", noise, low=0.0)
         self.init_scale = _finite(name, "init_scale", init_scale, low=0.0)
 
