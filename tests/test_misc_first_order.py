@@ -20,6 +20,7 @@ from reference import experiments, optim, problems
 from reference.optim.exp_scaled_sgdm import exponential_scale
 from reference.optim.optimistic_amsgrad import base_point, rmpe_weights
 from reference.optim.xgrad import predicted_weights
+from tests.experiment_util import assert_plots
 from tests.golden_util import Golden, run, trajectory
 
 GOLDEN = Golden("misc_first_order.npz")
@@ -509,15 +510,6 @@ def test_claim_induced_metric_is_stable_where_gradient_descent_diverges():
 
 # ---- demonstrations ----------------------------------------------------------------------------------------
 
-def _plots(module, result):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    ax = module.plot(result)
-    assert ax is not None
-    plt.close("all")
-
-
 def test_claim_steepest_descent_norms_demo():
     """Old Optimizer, New Norm: with the EMAs switched off, Adam's step is lr sign(g) (steepest
     descent under l_inf) and Shampoo's is U V^T (under the spectral norm), to machine precision; the
@@ -537,7 +529,7 @@ def test_claim_steepest_descent_norms_demo():
     l2, linf, spectral = (r["best"][r["schemes"].index(s)] for s in ("l2", "linf", "spectral"))
     assert np.all(spectral <= 0.25 * l2), (spectral, l2)
     assert np.all(linf <= 0.5 * l2), (linf, l2)
-    _plots(module, r)
+    assert_plots(module, r)
 
 
 def test_claim_stochastic_agd_interpolation_demo():
@@ -559,4 +551,4 @@ def test_claim_stochastic_agd_interpolation_demo():
     floor = r["noisy_floor"]
     assert np.all(floor > 1e-7)
     assert np.all(floor[r["methods"].index("agd")] >= floor[r["methods"].index("sgd")])
-    _plots(module, r)
+    assert_plots(module, r)

@@ -14,10 +14,11 @@ asserts what does hold.
 import numpy as np
 import pytest
 
-from reference import catalog, problems
+from reference import problems
 from reference.experiments import sam_imbalanced_saddle_demo as imb_demo
 from reference.experiments import sam_mixer_smoothness_demo as mixer_demo
 from reference.experiments import samformer_toy_demo as toy_demo
+from tests.experiment_util import assert_demonstrations, assert_plots
 
 TITLES = {
     "samformer_toy_demo": "SAMformer: Unlocking the Potential of Transformers in Time Series Forecasting with "
@@ -28,24 +29,9 @@ TITLES = {
 }
 
 
-def _plots(module, result):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    ax = module.plot(result)
-    assert ax is not None
-    plt.close("all")
-
-
 def test_catalog_entries_and_unknown_settings():
     """Each demonstration is in the catalog under its paper's exact title (as in papers.jsonl)."""
-    by_name = {e["name"]: e for e in catalog.entries(kind="demonstration")}
-    for name, title in TITLES.items():
-        assert by_name[name]["title"] == title
-        assert by_name[name]["family"] == "sharpness"
-    for module in (toy_demo, mixer_demo, imb_demo):
-        with pytest.raises(TypeError, match="unknown settings"):
-            module.run(bogus=1)
+    assert_demonstrations(TITLES, "sharpness", (toy_demo, mixer_demo, imb_demo))
 
 
 # ---- the problems --------------------------------------------------------------------------
@@ -136,7 +122,7 @@ def test_claim_samformer_toy():
         assert adam["entropy"] < 0.5 * x["entropy_init"]
         assert sam["entropy"] > 1.5 * adam["entropy"], seed
         assert sam["sharpness"] < 0.25 * adam["sharpness"], seed
-    _plots(toy_demo, r)
+    assert_plots(toy_demo, r)
 
 
 # ---- MLP-Mixer ----------------------------------------------------------------------------------
@@ -162,7 +148,7 @@ def test_claim_sam_mixer_smoothness():
     mean = lambda name, f: np.mean([f(x[name]) for x in runs])   # noqa: E731
     assert mean("sam", lambda v: v["test_accuracy"]) >= mean("adam", lambda v: v["test_accuracy"])
     assert mean("sam", lambda v: v["active"]["channel"]) < mean("adam", lambda v: v["active"]["channel"]) - 0.01
-    _plots(mixer_demo, r)
+    assert_plots(mixer_demo, r)
 
 
 # ---- class imbalance: saddle points and SAM -----------------------------------------------------
@@ -192,7 +178,7 @@ def test_claim_sam_imbalanced_saddle():
     assert mean("sam", "positive_mass") < 0.7 * mean("sgd", "positive_mass")
     assert mean("sam", "minority_accuracy") >= mean("sgd", "minority_accuracy") + 0.03
     assert mean("sam", "test_accuracy") >= mean("sgd", "test_accuracy")
-    _plots(imb_demo, r)
+    assert_plots(imb_demo, r)
 
 
 def test_imbalanced_lanczos_curvature_matches_dense():

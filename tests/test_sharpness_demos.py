@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from reference import autograd as ag
-from reference import catalog, curvature
+from reference import curvature
 from reference.experiments import sam_surrogate_transferability_demo as transfer_demo
 from reference.experiments import sharpness_not_generalization_demo as parity_demo
 from reference.experiments import sharpness_vs_generalization_demo as grid_demo
 from reference.experiments import sharpness_ood_bound_demo as ood_demo
+from tests.experiment_util import assert_demonstrations, assert_plots
 
 TITLES = {
     "sharpness_ood_bound_demo": "Towards Robust Out-of-Distribution Generalization Bounds via Sharpness",
@@ -28,26 +29,8 @@ TITLES = {
 MODULES = [ood_demo, transfer_demo, parity_demo, grid_demo]
 
 
-def _plots(module, result):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    ax = module.plot(result)
-    assert ax is not None
-    plt.close("all")
-
-
-def test_catalog_entries():
-    by_name = {e["name"]: e for e in catalog.entries(kind="demonstration")}
-    for name, title in TITLES.items():
-        assert by_name[name]["title"] == title
-        assert by_name[name]["family"] == "sharpness"
-
-
-def test_run_rejects_unknown_settings():
-    for module in MODULES:
-        with pytest.raises(TypeError, match="unknown settings"):
-            module.run(bogus=1)
+def test_catalog_entries_and_unknown_settings():
+    assert_demonstrations(TITLES, "sharpness", MODULES)
 
 
 # ---- Towards Robust OOD Generalization Bounds via Sharpness -----------------------------------
@@ -104,7 +87,7 @@ def test_claim_bound_upper_bounds_the_ood_gap(ood_result):
 
 
 def test_ood_plot(ood_result):
-    _plots(ood_demo, ood_result)
+    assert_plots(ood_demo, ood_result)
 
 
 # ---- Going Further: Flatness at the Rescue of Early Stopping for Transferability ---------------
@@ -158,7 +141,7 @@ def test_claim_flat_and_early_stopped_surrogates_transfer_better(transfer_result
 
 
 def test_transfer_plot(transfer_result):
-    _plots(transfer_demo, transfer_result)
+    assert_plots(transfer_demo, transfer_result)
 
 
 # ---- Sharpness Minimization Algorithms Do Not Only Minimize Sharpness ---------------------------
@@ -223,7 +206,7 @@ def test_claim_flattest_does_not_generalize_but_sam_does(parity_result):
 
 
 def test_parity_plot(parity_result):
-    _plots(parity_demo, parity_result)
+    assert_plots(parity_demo, parity_result)
 
 
 # ---- A Modern Look at the Relationship between Sharpness and Generalization --------------------
@@ -284,4 +267,4 @@ def test_claim_sharpness_tracks_lr_not_test_error(grid_result):
 
 
 def test_grid_plot(grid_result):
-    _plots(grid_demo, grid_result)
+    assert_plots(grid_demo, grid_result)

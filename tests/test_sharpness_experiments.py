@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 
 from reference import autograd as ag
-from reference import catalog, curvature, problems, tree
+from reference import curvature, problems, tree
 from reference.experiments import _eos
 from reference.experiments import gfs_sharpness_monotone_demo as gfs_demo
 from reference.experiments import quadratic_model_progressive_sharpening_demo as qmps_demo
 from reference.experiments import sam_edge_of_stability_demo as sam_eos_demo
 from reference.experiments import sam_sde_demo
 from reference.experiments import sgd_linear_stability_demo as sgd_stab_demo
+from tests.experiment_util import assert_demonstrations, assert_plots
 
 TITLES = {
     "sam_edge_of_stability_demo": "SAM operates far from home: eigenvalue regularization as a dynamical phenomenon",
@@ -34,27 +35,9 @@ TITLES = {
 }
 
 
-def _plots(module, result):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    ax = module.plot(result)
-    assert ax is not None
-    plt.close("all")
-
-
-def test_catalog_entries():
+def test_catalog_entries_and_unknown_settings():
     """Each demonstration is in the catalog as a demonstration, under its paper's exact title."""
-    by_name = {e["name"]: e for e in catalog.entries(kind="demonstration")}
-    for name, title in TITLES.items():
-        assert by_name[name]["title"] == title
-        assert by_name[name]["family"] == "sharpness"
-
-
-def test_run_rejects_unknown_settings():
-    for module in (sam_eos_demo, qmps_demo, gfs_demo, sam_sde_demo, sgd_stab_demo):
-        with pytest.raises(TypeError, match="unknown settings"):
-            module.run(bogus=1)
+    assert_demonstrations(TITLES, "sharpness", (sam_eos_demo, qmps_demo, gfs_demo, sam_sde_demo, sgd_stab_demo))
 
 
 # ---- the machinery -------------------------------------------------------------------------
@@ -192,7 +175,7 @@ def test_claim_sam_edge_of_stability_quadratic_regression_model():
         assert np.median(q["usam_ntk"][half:]) / lam == pytest.approx(1.0, abs=0.04), seed
         assert q["lambda_gf"] / lam == pytest.approx(1.25)
         assert q["usam_loss"][-1] < q["usam_loss"][0] / 10
-    _plots(sam_eos_demo, sam_eos_demo.run(seeds=(0,), qrm_seeds=(), steps=20, sam_steps=20, every=10))
+    assert_plots(sam_eos_demo, sam_eos_demo.run(seeds=(0,), qrm_seeds=(), steps=20, sam_steps=20, every=10))
 
 
 # ---- second-order regression models ------------------------------------------------------------
@@ -222,7 +205,7 @@ def test_claim_quadratic_model_progressive_sharpening():
         assert 1.8 <= s["final"] < 2.0, (seed, s)
         assert s["initial"] < 1.0 and s["gradient_flow"] > 2.3
         assert s["final_loss"] < 1e-12
-    _plots(qmps_demo, r)
+    assert_plots(qmps_demo, r)
 
 
 # ---- GFS sharpness ------------------------------------------------------------------------------
@@ -257,7 +240,7 @@ def test_claim_gfs_sharpness_monotone():
         assert s["iterate_ratio_max"] > 1.1
         assert s["iterate_increase"] >= 1 / 3
         assert s["loss_increase"] >= 0.05
-    _plots(gfs_demo, r)
+    assert_plots(gfs_demo, r)
 
 
 # ---- an SDE for SAM -------------------------------------------------------------------------------
@@ -287,7 +270,7 @@ def test_claim_sam_sde():
     near = r["saddle"]["near_saddle"]
     assert near["sgd"][-1] <= 0.05
     assert near["usam"][-1] >= 0.95 and near["sam"][-1] >= 0.95
-    _plots(sam_sde_demo, r)
+    assert_plots(sam_sde_demo, r)
 
 
 # ---- SGD linear stability -----------------------------------------------------------------------
@@ -333,4 +316,4 @@ def test_claim_sgd_linear_stability():
         assert all(a <= b + 1e-9 for a, b in zip(seq, seq[1:])), (c, seq)
     assert crit[0.0][1] == pytest.approx(1 / n, abs=1e-6)
     assert r["coherence"][1.0] < 1e-12 and r["coherence"][0.0] == pytest.approx(n - 1)
-    _plots(sgd_stab_demo, r)
+    assert_plots(sgd_stab_demo, r)
